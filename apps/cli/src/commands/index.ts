@@ -1,0 +1,4 @@
+import type { Command } from '../command.js';
+
+/** Every command of `swarmship`, in the order `--help` lists them. */
+export const commands: Command[] = [];

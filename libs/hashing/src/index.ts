@@ -1,0 +1,1 @@
+export { HashPool } from './hash-pool.js';
