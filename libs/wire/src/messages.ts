@@ -97,14 +97,17 @@ export type ProtocolErrorCode =
   | 'bad-index'
   | 'bad-bitfield'
   | 'request-too-long'
-  | 'bad-extension-handshake';
+  | 'bad-extension-handshake'
+  /** A decoder callback threw (or the decoder has a bug); `cause` holds what was thrown. */
+  | 'internal';
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';
   constructor(
     readonly code: ProtocolErrorCode,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }

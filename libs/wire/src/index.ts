@@ -1,0 +1,3 @@
+export * from './messages.js';
+export * from './encode.js';
+export * from './decode.js';
