@@ -1,0 +1,13 @@
+export { TrackerCore, failureResponse, DEFAULT_INTERVAL_SECONDS, DEFAULT_NUMWANT, MAX_NUMWANT } from './core.js';
+export type { TrackerCoreOptions, RemoteAddress, TrustIpParameter } from './core.js';
+export { MemoryPeerStore } from './peer-store.js';
+export type { PeerStore, Peer, SwarmCounts, PreviousState } from './peer-store.js';
+export { parseAnnounceQuery, parseScrapeQuery, percentEncodeBytes, HASH_LENGTH, MAX_SCRAPE_HASHES } from './query.js';
+export type { AnnounceQuery, AnnounceEvent } from './query.js';
+export { TrackerRequestError, TrackerFailure } from './errors.js';
+export { startTrackerServer, handleTrackerRequest } from './server.js';
+export type { TrackerServerOptions, RunningTracker, TrackerHttpRequest, TrackerHttpResponse } from './server.js';
+export { TrackerClient } from './client.js';
+export type { AnnounceRequest, AnnounceResponse, Announcer, TrackerPeer, TrackerClientOptions } from './client.js';
+export { AnnounceLoop, trackerTiers } from './announce-loop.js';
+export type { AnnounceLoopOptions, TransferStats } from './announce-loop.js';
