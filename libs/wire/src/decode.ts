@@ -81,9 +81,9 @@ export class WireDecoder {
     return this.isFailed;
   }
 
-  /** Bytes received but not yet delivered as a handshake or message. */
+  /** Bytes received but not yet delivered as a handshake or message, length prefix included. */
   get bufferedBytes(): number {
-    return this.partsBytes + this.lengthBytesSeen;
+    return this.partsBytes + this.lengthBytesSeen + (this.stage === STAGE_BODY && !this.isFailed ? 4 : 0);
   }
 
   /** Takes effect for the next frame checked, including frames later in the chunk being decoded. */
