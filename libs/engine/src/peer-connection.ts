@@ -1,0 +1,145 @@
+import type { Socket } from 'node:net';
+import { WireDecoder, type WireDecoderSink } from '../../wire/src/decode.js';
+import { encodeHandshake, encodeMessage, encodePieceHeader, encodeRequests } from '../../wire/src/encode.js';
+import type { RateGate } from './token-bucket.js';
+import { Reserved, type BlockRef, type Handshake, type ProtocolError, type WireMessage } from '../../wire/src/messages.js';
+
+/** Our reserved bits: the fast extension (BEP 6) and the extension protocol (BEP 10). */
+export function ourReservedBits(): Buffer {
+  const reserved = Buffer.alloc(8);
+  reserved[Reserved.extensionProtocol.byte]! |= Reserved.extensionProtocol.mask;
+  reserved[Reserved.fastExtension.byte]! |= Reserved.fastExtension.mask;
+  return reserved;
+}
+
+export interface ConnectionHandler {
+  onHandshake(conn: PeerConnection, h: Handshake): void;
+  onMessage(conn: PeerConnection, m: WireMessage): void;
+  onProtocolError(conn: PeerConnection, e: ProtocolError): void;
+  onClose(conn: PeerConnection, err: Error | undefined): void;
+  onDrain(conn: PeerConnection): void;
+  /** Every message of one received chunk has been handled: a good time to batch replies. */
+  onChunkDone(conn: PeerConnection): void;
+}
+
+/**
+ * A socket with the wire codec on it: frames out, typed messages in, and the byte
+ * counts. It holds no BitTorrent policy; its handler (the torrent, or the engine while
+ * the info hash is unknown) decides everything.
+ */
+export class PeerConnection implements WireDecoderSink {
+  readonly decoder: WireDecoder;
+  handler: ConnectionHandler;
+  remoteHandshake: Handshake | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+  lastReceivedAt: number;
+  lastSentAt: number;
+  closed = false;
+  /** The peer-book entry this connection was dialled from, if any. */
+  bookKey: string | undefined;
+  /** Download rate limit: reading pauses until the gate lets the bytes through. */
+  readGate: RateGate | undefined;
+  private handshakeSent = false;
+
+  constructor(
+    readonly socket: Socket,
+    handler: ConnectionHandler,
+    readonly outgoing: boolean,
+    private readonly now: () => number,
+  ) {
+    this.handler = handler;
+    this.decoder = new WireDecoder(this, { expectHandshake: true });
+    this.lastReceivedAt = this.lastSentAt = now();
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
+      this.lastReceivedAt = this.now();
+      if (this.readGate && !this.readGate.takeSync(chunk.length)) {
+        // The bytes are here already; pausing makes TCP push back on the sender.
+        socket.pause();
+        this.readGate.take(chunk.length, () => socket.resume());
+      }
+      this.decoder.push(chunk);
+      if (!this.closed) this.handler.onChunkDone(this);
+    });
+    socket.on('drain', () => this.handler.onDrain(this));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy(undefined));
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? '?';
+  }
+
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+
+  get supportsFast(): boolean {
+    const r = this.remoteHandshake?.reserved;
+    return !!r && (r[Reserved.fastExtension.byte]! & Reserved.fastExtension.mask) !== 0;
+  }
+
+  get supportsExtensions(): boolean {
+    const r = this.remoteHandshake?.reserved;
+    return !!r && (r[Reserved.extensionProtocol.byte]! & Reserved.extensionProtocol.mask) !== 0;
+  }
+
+  /** Bytes queued in the socket and not yet taken by the kernel. */
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  onHandshake(h: Handshake): void {
+    this.remoteHandshake = h;
+    this.handler.onHandshake(this, h);
+  }
+
+  onMessage(m: WireMessage): void {
+    if (!this.closed) this.handler.onMessage(this, m);
+  }
+
+  onError(e: ProtocolError): void {
+    this.handler.onProtocolError(this, e);
+  }
+
+  sendHandshake(infoHash: Buffer, peerId: Buffer): void {
+    if (this.handshakeSent) return;
+    this.handshakeSent = true;
+    this.write(encodeHandshake({ reserved: ourReservedBits(), infoHash, peerId }));
+  }
+
+  send(m: WireMessage): void {
+    this.write(encodeMessage(m));
+  }
+
+  sendRequests(blocks: readonly BlockRef[]): void {
+    if (blocks.length > 0) this.write(encodeRequests(blocks));
+  }
+
+  /** A block goes out as a 13-byte header and the block itself: no copy to frame it. */
+  sendPiece(index: number, begin: number, block: Uint8Array): void {
+    if (this.closed) return;
+    this.socket.cork();
+    this.socket.write(encodePieceHeader(index, begin, block.byteLength));
+    this.socket.write(block);
+    this.socket.uncork();
+    this.bytesOut += 13 + block.byteLength;
+    this.lastSentAt = this.now();
+  }
+
+  private write(buf: Buffer): void {
+    if (this.closed) return;
+    this.socket.write(buf);
+    this.bytesOut += buf.length;
+    this.lastSentAt = this.now();
+  }
+
+  destroy(err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.handler.onClose(this, err);
+  }
+}

@@ -1,0 +1,172 @@
+import { open, mkdir, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
+
+/** One file of a torrent, placed on disk. */
+export interface StoredFile {
+  /** Absolute path on disk. */
+  path: string;
+  length: number;
+  /** Where the file starts in the torrent's byte stream. */
+  offset: number;
+}
+
+/**
+ * Positional reads and writes over the torrent's byte stream. Implementations: files on
+ * disk (below); others (a read-only origin, memory for tests) implement the same calls.
+ */
+export interface PieceStorage {
+  readonly length: number;
+  /** Fills `target` with the bytes at `offset` of the torrent. */
+  read(offset: number, target: Uint8Array): Promise<void>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Flushes written data to stable storage. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class StorageError extends Error {
+  override name = 'StorageError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+    readonly path: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Lays out a torrent's files under `root`: a single-file torrent is `root/<name>`, a
+ * multi-file torrent `root/<name>/<path…>`. Refuses any path that would resolve outside
+ * `root` (the metainfo parser already refuses `..` and absolute elements; this is the
+ * second lock on the same door).
+ */
+export function layoutFiles(root: string, name: string, files: { path: string[]; length: number; offset: number }[], singleFile: boolean): StoredFile[] {
+  const base = resolve(root);
+  return files.map((f) => {
+    const path = singleFile ? resolve(base, name) : resolve(base, name, ...f.path);
+    if (!path.startsWith(base + sep)) throw new StorageError(`file path escapes the destination: ${f.path.join('/')}`, 'EPATH', path);
+    return { path, length: f.length, offset: f.offset };
+  });
+}
+
+/** Files on disk, opened once and kept open; reads and writes at positions, never streams. */
+export class FileStorage implements PieceStorage {
+  readonly length: number;
+  private readonly handles: (FileHandle | undefined)[];
+  private opening: Promise<void> | undefined;
+
+  private constructor(
+    private readonly files: StoredFile[],
+    private readonly writable: boolean,
+  ) {
+    this.length = files.reduce((n, f) => n + f.length, 0);
+    this.handles = new Array(files.length);
+  }
+
+  /** Opens existing files for reading; every file must exist with its full length. */
+  static async openForReading(files: StoredFile[]): Promise<FileStorage> {
+    for (const f of files) {
+      const s = await stat(f.path).catch((err: NodeJS.ErrnoException) => {
+        throw new StorageError(`cannot read ${f.path}: ${err.code ?? err.message}`, err.code, f.path);
+      });
+      if (!s.isFile()) throw new StorageError(`not a regular file: ${f.path}`, 'EISDIR', f.path);
+      if (s.size < f.length) throw new StorageError(`${f.path} is ${s.size} bytes, the torrent says ${f.length}`, 'ESIZE', f.path);
+    }
+    const storage = new FileStorage(files, false);
+    await storage.openAll();
+    return storage;
+  }
+
+  /**
+   * Creates (or reopens) every file for reading and writing, sized to its length and
+   * sparse, so a write never has to extend a file. Existing bytes are kept: resume.
+   */
+  static async openForWriting(files: StoredFile[]): Promise<FileStorage> {
+    const storage = new FileStorage(files, true);
+    await storage.openAll();
+    return storage;
+  }
+
+  private async openAll(): Promise<void> {
+    for (let i = 0; i < this.files.length; i++) {
+      const f = this.files[i]!;
+      try {
+        if (this.writable) {
+          await mkdir(dirname(f.path), { recursive: true });
+          // O_NOFOLLOW: a symlink planted at a file's place must not redirect our writes.
+          const h = await open(f.path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+          this.handles[i] = h;
+          const s = await h.stat();
+          if (s.size !== f.length) await h.truncate(f.length);
+        } else {
+          this.handles[i] = await open(f.path, constants.O_RDONLY);
+        }
+      } catch (err) {
+        await this.close();
+        const e = err as NodeJS.ErrnoException;
+        throw new StorageError(`cannot open ${f.path}: ${e.code ?? e.message}`, e.code, f.path);
+      }
+    }
+  }
+
+  async read(offset: number, target: Uint8Array): Promise<void> {
+    await this.span(offset, target.byteLength, async (h, filePos, from, len) => {
+      let done = 0;
+      while (done < len) {
+        const { bytesRead } = await h.read(target, from + done, len - done, filePos + done);
+        if (bytesRead === 0) {
+          // A hole past the end of a short file reads as zeros (it will fail its hash).
+          target.fill(0, from + done, from + len);
+          return;
+        }
+        done += bytesRead;
+      }
+    });
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (!this.writable) throw new StorageError('storage is read-only', 'EROFS', this.files[0]?.path ?? '');
+    await this.span(offset, data.byteLength, async (h, filePos, from, len) => {
+      let done = 0;
+      while (done < len) {
+        const { bytesWritten } = await h.write(data, from + done, len - done, filePos + done);
+        done += bytesWritten;
+      }
+    });
+  }
+
+  async sync(): Promise<void> {
+    if (!this.writable) return;
+    await Promise.all(this.handles.map((h) => h?.datasync()));
+  }
+
+  async close(): Promise<void> {
+    const handles = this.handles.splice(0, this.handles.length, ...new Array(this.handles.length));
+    await Promise.all(handles.map((h) => h?.close().catch(() => undefined)));
+  }
+
+  /** Splits [offset, offset+length) across the files it covers. */
+  private async span(offset: number, length: number, io: (h: FileHandle, filePos: number, from: number, len: number) => Promise<void>): Promise<void> {
+    let from = 0;
+    // Files are few for release artifacts; a linear walk is cheaper than a search here.
+    for (let i = 0; i < this.files.length && from < length; i++) {
+      const f = this.files[i]!;
+      const end = f.offset + f.length;
+      const at = offset + from;
+      if (at >= end || f.length === 0) continue;
+      const len = Math.min(length - from, end - at);
+      const h = this.handles[i];
+      if (!h) throw new StorageError(`storage is closed: ${f.path}`, 'ECLOSED', f.path);
+      try {
+        await io(h, at - f.offset, from, len);
+      } catch (err) {
+        if (err instanceof StorageError) throw err;
+        const e = err as NodeJS.ErrnoException;
+        throw new StorageError(`I/O error on ${f.path}: ${e.code ?? e.message}`, e.code, f.path);
+      }
+      from += len;
+    }
+  }
+}

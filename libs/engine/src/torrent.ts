@@ -1,0 +1,725 @@
+import { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
+import type { HashPool } from '../../hashing/src/hash-pool.js';
+import { parseExtensionHandshake, encodeExtensionHandshake } from '../../wire/src/encode.js';
+import type { BlockRef, Handshake, ProtocolError, WireMessage } from '../../wire/src/messages.js';
+import { Bitfield } from './bitfield.js';
+import { chokeRound, DEFAULT_CHOKER_SETTINGS, INITIAL_CHOKER_STATE, type ChokerSettings, type ChokerState } from './choker.js';
+import type { Clock, Random } from './clock.js';
+import { PeerConnection, type ConnectionHandler } from './peer-connection.js';
+import { Peer, blockKey } from './peer.js';
+import { PieceBufferPool } from './piece-buffers.js';
+import { PiecePicker } from './piece-picker.js';
+import { RateMeter } from './rate-meter.js';
+import { PieceReadCache } from './read-cache.js';
+import type { PieceStorage } from './storage.js';
+import { SuperSeedPolicy } from './super-seed.js';
+import type { RateGate } from './token-bucket.js';
+import { PeerBook, type PeerAddress } from './peer-book.js';
+
+/** What the engine needs of a torrent's metainfo; the metainfo lib's type satisfies it. */
+export interface TorrentInfo {
+  infoHash: Buffer;
+  name: string;
+  pieceLength: number;
+  pieceCount: number;
+  length: number;
+  pieceHashes: Buffer;
+}
+
+export interface TorrentOptions {
+  info: TorrentInfo;
+  storage: PieceStorage;
+  /** Pieces already verified on disk (resume); the rest are fetched. */
+  have: Bitfield;
+  peerId: Buffer;
+  listenPort: number;
+  hashPool: HashPool;
+  clock: Clock;
+  random: Random;
+  uploadGate: RateGate;
+  downloadGate: RateGate;
+  /** BEP 16: announce pieces one at a time until a full copy exists outside us. */
+  superSeed?: boolean;
+  maxPeers?: number;
+  choker?: Partial<ChokerSettings>;
+  /** Memory for pieces being assembled and written (bounds write-back memory). */
+  writeBufferBytes?: number;
+  /** Memory for whole pieces read for upload. */
+  readCacheBytes?: number;
+  clientName?: string;
+}
+
+export interface TorrentStats {
+  infoHash: string;
+  name: string;
+  length: number;
+  pieceCount: number;
+  verifiedPieces: number;
+  /** Bytes of verified pieces. */
+  verifiedBytes: number;
+  downloadedBytes: number;
+  uploadedBytes: number;
+  wastedBytes: number;
+  hashFailures: number;
+  downloadRate: number;
+  uploadRate: number;
+  peers: number;
+  seeds: number;
+  complete: boolean;
+  superSeeding: boolean;
+  peerStats: PeerStats[];
+}
+
+export interface PeerStats {
+  address: string;
+  client: string | undefined;
+  downloadedBytes: number;
+  uploadedBytes: number;
+  downloadRate: number;
+  uploadRate: number;
+  wastedBytes: number;
+  hashFailures: number;
+  pieces: number;
+  amChoking: boolean;
+  peerChoking: boolean;
+}
+
+const TICK_MS = 1000;
+const CHOKE_EVERY_TICKS = 10;
+const KEEPALIVE_AFTER_MS = 90_000;
+const IDLE_TIMEOUT_MS = 180_000;
+/** With requests outstanding and no block for this long, a peer is snubbed: its requests go elsewhere. */
+const SNUB_AFTER_MS = 20_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Requests from a peer beyond this many in flight are refused; we advertise it as reqq. */
+const OUR_REQQ = 2048;
+/** Stop queueing into a socket past this many unsent bytes; resume on drain. */
+const SEND_HIGH_WATER = 4 * 1024 * 1024;
+/** A peer whose data failed the hash this many times (alone) is banned. */
+const BAN_AFTER_STRIKES = 2;
+
+/**
+ * One torrent in the engine: its peers, what to request from whom, what to serve, and
+ * the pieces it verifies and stores. Events: 'piece' (index), 'complete', 'error'
+ * (Error; the torrent stops), 'banned' (address, reason), 'super-seed-ended'.
+ */
+export class Torrent extends EventEmitter implements ConnectionHandler {
+  readonly info: TorrentInfo;
+  readonly infoHashHex: string;
+  readonly picker: PiecePicker;
+  readonly have: Bitfield;
+  readonly peers = new Map<string, Peer>();
+  readonly book: PeerBook;
+  private readonly o: TorrentOptions;
+  private readonly clock: Clock;
+  private readonly buffers: PieceBufferPool;
+  private readonly assembling = new Map<number, Buffer>();
+  private readonly readCache: PieceReadCache;
+  private readonly chokerSettings: ChokerSettings;
+  private chokerState: ChokerState = INITIAL_CHOKER_STATE;
+  private chokeScheduled = false;
+  private superSeed: SuperSeedPolicy | undefined;
+  private readonly banned = new Set<string>();
+  private readonly strikes = new Map<string, number>();
+  private readonly connecting = new Set<PeerConnection>();
+  private ticker: unknown;
+  private ticks = 0;
+  private stopped = false;
+  private completeEmitted = false;
+  readonly downloaded: RateMeter;
+  readonly uploaded: RateMeter;
+  wastedBytes = 0;
+  hashFailures = 0;
+  private readonly scratch: BlockRef[] = [];
+
+  constructor(options: TorrentOptions) {
+    super();
+    this.o = options;
+    this.info = options.info;
+    this.infoHashHex = options.info.infoHash.toString('hex');
+    this.clock = options.clock;
+    this.have = options.have;
+    this.book = new PeerBook(options.clock, options.random);
+    const pieceLength = this.info.pieceLength;
+    const writeBudget = options.writeBufferBytes ?? 64 * 1024 * 1024;
+    const maxPartials = Math.max(4, Math.min(512, Math.floor(writeBudget / pieceLength)));
+    this.picker = new PiecePicker({
+      pieceCount: this.info.pieceCount,
+      pieceLength,
+      totalLength: this.info.length,
+      random: options.random,
+      maxPartialPieces: maxPartials,
+    });
+    for (let i = 0; i < this.info.pieceCount; i++) if (this.have.has(i)) this.picker.markVerified(i);
+    this.buffers = new PieceBufferPool(pieceLength, maxPartials);
+    this.readCache = new PieceReadCache(options.storage, pieceLength, (i) => this.picker.pieceSize(i), options.readCacheBytes ?? 32 * 1024 * 1024);
+    this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
+    if (options.superSeed && this.have.complete) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random);
+    this.downloaded = new RateMeter(this.clock);
+    this.uploaded = new RateMeter(this.clock);
+  }
+
+  get complete(): boolean {
+    return this.have.complete;
+  }
+
+  get superSeeding(): boolean {
+    return this.superSeed !== undefined;
+  }
+
+  start(): void {
+    this.ticker = this.clock.setInterval(() => this.tick(), TICK_MS);
+    if (this.complete) this.emitCompleteOnce();
+    this.connectToPeers();
+  }
+
+  /** Adds addresses to try (from --peer or a tracker); `persistent` ones are retried forever. */
+  addPeers(addresses: PeerAddress[], persistent = false): void {
+    for (const a of addresses) this.book.add(a, persistent);
+    if (this.ticker !== undefined) this.connectToPeers();
+  }
+
+  // ---- connections ----------------------------------------------------------------
+
+  private connectToPeers(): void {
+    if (this.stopped) return;
+    const room = (this.o.maxPeers ?? 80) - this.peers.size - this.connecting.size;
+    for (const address of this.book.due(room, this.clock.now())) {
+      if (this.banned.has(address.host)) continue;
+      this.dial(address);
+    }
+  }
+
+  private dial(address: PeerAddress): void {
+    const socket = connect({ host: address.host, port: address.port });
+    const conn = new PeerConnection(socket, this, true, () => this.clock.now());
+    conn.readGate = this.o.downloadGate;
+    conn.bookKey = this.book.keyOf(address);
+    this.connecting.add(conn);
+    this.book.attempting(conn.bookKey);
+    const timer = this.clock.setTimeout(() => {
+      if (!conn.remoteHandshake) conn.destroy(new Error('handshake timed out'));
+    }, HANDSHAKE_TIMEOUT_MS);
+    socket.once('connect', () => conn.sendHandshake(this.info.infoHash, this.o.peerId));
+    socket.once('close', () => this.clock.clearTimeout(timer));
+  }
+
+  /** An incoming connection whose handshake named this torrent (routed by the engine). */
+  acceptIncoming(conn: PeerConnection, h: Handshake): void {
+    conn.handler = this;
+    conn.readGate = this.o.downloadGate;
+    if (this.stopped || this.peers.size >= (this.o.maxPeers ?? 80) || this.banned.has(conn.remoteAddress)) {
+      conn.destroy(undefined);
+      return;
+    }
+    conn.sendHandshake(this.info.infoHash, this.o.peerId);
+    this.onHandshake(conn, h);
+  }
+
+  onHandshake(conn: PeerConnection, h: Handshake): void {
+    this.connecting.delete(conn);
+    if (!h.infoHash.equals(this.info.infoHash)) return conn.destroy(new Error('peer handshake names another torrent'));
+    if (h.peerId.equals(this.o.peerId)) {
+      if (conn.bookKey) this.book.isSelf(conn.bookKey);
+      return conn.destroy(new Error('connected to ourselves'));
+    }
+    for (const other of this.peers.values()) {
+      if (!other.peerId.equals(h.peerId)) continue;
+      // Both sides dialled each other. Keep the connection dialled by the side with the
+      // smaller peer id; both ends reach the same verdict without talking.
+      const weDialledThis = conn.outgoing;
+      const keepOurs = Buffer.compare(this.o.peerId, h.peerId) < 0;
+      if (weDialledThis !== keepOurs) return conn.destroy(new Error('duplicate connection'));
+      other.conn.destroy(new Error('duplicate connection'));
+    }
+    if (conn.bookKey) this.book.connected(conn.bookKey);
+    conn.decoder.setPieceCount(this.info.pieceCount);
+    const peer = new Peer(conn, this.info.pieceCount, this.clock);
+    this.peers.set(peer.key, peer);
+    peerOf.set(conn, peer);
+    this.sendOpening(peer);
+  }
+
+  private sendOpening(peer: Peer): void {
+    const conn = peer.conn;
+    if (conn.supportsExtensions) {
+      conn.send({
+        type: 'extended',
+        id: 0,
+        payload: encodeExtensionHandshake({ m: {}, v: this.o.clientName ?? 'swarmship', p: this.o.listenPort, reqq: OUR_REQQ }).subarray(6),
+      });
+    }
+    const count = this.superSeed ? 0 : this.have.count;
+    if (conn.supportsFast && count === 0) conn.send({ type: 'have-none' });
+    else if (conn.supportsFast && count === this.info.pieceCount) conn.send({ type: 'have-all' });
+    else if (count > 0) conn.send({ type: 'bitfield', bitfield: this.have.toBuffer() });
+  }
+
+  onClose(conn: PeerConnection, err: Error | undefined): void {
+    this.connecting.delete(conn);
+    if (conn.bookKey) this.book.disconnected(conn.bookKey, this.clock.now(), err !== undefined || !conn.remoteHandshake);
+    const peer = peerOf.get(conn);
+    if (!peer || this.peers.get(peer.key) !== peer) return;
+    this.peers.delete(peer.key);
+    peer.cancelRateWait?.();
+    this.picker.peerGone(peer.key);
+    peer.outstanding.clear();
+    if (peer.bitfieldSeen) this.picker.peerLostPieces((i) => peer.has.has(i));
+    if (this.superSeed) this.sendOffers(this.superSeed.peerLeft(peer.key));
+    if (!peer.amChoking) this.scheduleChoke();
+    // Its requests may have been the last ones for some blocks: hand them to others.
+    for (const p of this.peers.values()) this.fillRequests(p);
+    this.connectToPeers();
+  }
+
+  onProtocolError(conn: PeerConnection, e: ProtocolError): void {
+    conn.destroy(e);
+  }
+
+  onDrain(conn: PeerConnection): void {
+    const peer = peerOf.get(conn);
+    if (peer) this.serve(peer);
+  }
+
+  onChunkDone(conn: PeerConnection): void {
+    const peer = peerOf.get(conn);
+    if (peer) this.fillRequests(peer);
+  }
+
+  // ---- messages -------------------------------------------------------------------
+
+  onMessage(conn: PeerConnection, m: WireMessage): void {
+    const peer = peerOf.get(conn);
+    if (!peer) return;
+    if (!peer.bitfieldSeen && m.type !== 'bitfield' && m.type !== 'have-all' && m.type !== 'have-none' && m.type !== 'extended') {
+      this.bitfieldArrived(peer);
+    }
+    switch (m.type) {
+      case 'keep-alive':
+        return;
+      case 'choke':
+        peer.peerChoking = true;
+        // Without the fast extension a choke silently drops our requests; with it the
+        // peer rejects them one by one, but forgetting them now is harmless either way.
+        for (const r of peer.outstanding.values()) this.picker.abandon(r.index, r.begin, peer.key);
+        peer.outstanding.clear();
+        return;
+      case 'unchoke':
+        peer.peerChoking = false;
+        return this.fillRequests(peer);
+      case 'interested':
+        peer.peerInterested = true;
+        return this.scheduleChoke();
+      case 'not-interested':
+        peer.peerInterested = false;
+        return this.scheduleChoke();
+      case 'have':
+        return this.peerHas(peer, m.index);
+      case 'bitfield':
+      case 'have-all':
+      case 'have-none':
+        return this.bitfieldArrived(peer, m);
+      case 'request':
+        return this.onRequest(peer, m);
+      case 'cancel':
+        return this.onCancel(peer, m);
+      case 'piece':
+        return this.onPiece(peer, m.index, m.begin, m.block);
+      case 'reject': {
+        const k = blockKey(m.index, m.begin);
+        if (peer.outstanding.delete(k)) this.picker.abandon(m.index, m.begin, peer.key);
+        return;
+      }
+      case 'extended':
+        if (m.id === 0) {
+          try {
+            const ext = parseExtensionHandshake(m.payload);
+            if (ext.reqq !== undefined && ext.reqq > 0) peer.reqq = ext.reqq;
+            peer.clientName = ext.v;
+          } catch (e) {
+            conn.destroy(e as Error);
+          }
+        }
+        return;
+      case 'port':
+      case 'suggest':
+      case 'allowed-fast':
+      case 'unknown':
+        return;
+    }
+  }
+
+  private bitfieldArrived(peer: Peer, m?: WireMessage): void {
+    if (peer.bitfieldSeen) {
+      if (m) peer.conn.destroy(new Error(`${m.type} after the first message`));
+      return;
+    }
+    peer.bitfieldSeen = true;
+    if (m?.type === 'bitfield') peer.has = new Bitfield(this.info.pieceCount, m.bitfield);
+    else if (m?.type === 'have-all') peer.has = Bitfield.full(this.info.pieceCount);
+    this.picker.peerHasPieces((i) => peer.has.has(i));
+    if (this.superSeed) {
+      const offers = this.superSeed.peerJoined(peer.key, peer.has);
+      for (const index of offers) peer.conn.send({ type: 'have', index });
+    }
+    if (peer.isSeed && this.complete) {
+      peer.conn.destroy(undefined);
+      return;
+    }
+    this.updateInterest(peer);
+  }
+
+  private peerHas(peer: Peer, index: number): void {
+    if (!peer.bitfieldSeen) this.bitfieldArrived(peer);
+    if (!peer.has.set(index)) return;
+    this.picker.peerHasPiece(index);
+    if (this.superSeed) {
+      this.sendOffers(this.superSeed.peerHas(peer.key, index));
+      if (this.superSeed.fullCopyOutside) this.endSuperSeeding();
+    }
+    if (!peer.amInterested && !this.picker.isVerified(index)) this.setInterested(peer, true);
+    if (peer.isSeed && this.complete) peer.conn.destroy(undefined);
+  }
+
+  private updateInterest(peer: Peer): void {
+    const want = !this.complete && this.picker.wantsFrom({ key: peer.key, has: (i) => peer.has.has(i) });
+    this.setInterested(peer, want);
+  }
+
+  private setInterested(peer: Peer, interested: boolean): void {
+    if (peer.amInterested === interested) return;
+    peer.amInterested = interested;
+    peer.conn.send({ type: interested ? 'interested' : 'not-interested' });
+    if (interested) this.fillRequests(peer);
+  }
+
+  // ---- downloading ----------------------------------------------------------------
+
+  /** Tops up the requests in flight to `peer` to its pipeline depth. */
+  private fillRequests(peer: Peer): void {
+    if (this.stopped || peer.peerChoking || !peer.amInterested || this.complete) return;
+    const depth = peer.pipelineDepth(this.picker.blockLength);
+    const want = depth - peer.outstanding.size;
+    // Top up in batches: one write of many requests beats many writes of one.
+    if (want <= 0 || (peer.outstanding.size > 0 && want < Math.min(8, depth >> 2))) return;
+    const out = this.scratch;
+    out.length = 0;
+    this.picker.pick({ key: peer.key, has: (i) => peer.has.has(i) }, want, out);
+    if (out.length === 0) return;
+    for (const r of out) peer.outstanding.set(blockKey(r.index, r.begin), r);
+    peer.conn.sendRequests(out);
+  }
+
+  private onPiece(peer: Peer, index: number, begin: number, block: Buffer): void {
+    const now = this.clock.now();
+    const size = this.picker.pieceSize(index);
+    const blockLength = this.picker.blockLength;
+    if (begin % blockLength !== 0 || begin >= size || block.length !== Math.min(blockLength, size - begin)) {
+      return peer.conn.destroy(new Error(`piece ${index} block at ${begin} has a wrong length ${block.length}`));
+    }
+    peer.outstanding.delete(blockKey(index, begin));
+    peer.download.add(block.length);
+    this.downloaded.add(block.length);
+    peer.blockArrived(now);
+    const outcome = this.picker.received(index, begin, peer.key);
+    if (!outcome.accepted) {
+      peer.wastedBytes += block.length;
+      this.wastedBytes += block.length;
+      return;
+    }
+    let buf = this.assembling.get(index);
+    if (!buf) {
+      buf = this.buffers.acquire(size);
+      if (!buf) {
+        // Cannot happen while the picker's partial limit equals the pool size; refuse
+        // the block rather than grow memory without bound.
+        this.picker.abandon(index, begin, peer.key);
+        return;
+      }
+      this.assembling.set(index, buf);
+    }
+    block.copy(buf, begin);
+    for (const key of outcome.cancel) {
+      const other = this.peers.get(key);
+      if (other?.outstanding.delete(blockKey(index, begin))) {
+        other.conn.send({ type: 'cancel', index, begin, length: block.length });
+      }
+    }
+    if (outcome.pieceComplete) void this.verifyAndStore(index, buf);
+  }
+
+  private async verifyAndStore(index: number, buf: Buffer): Promise<void> {
+    let ok = false;
+    try {
+      const digest = await this.o.hashPool.sha1(buf);
+      ok = digest.equals(this.info.pieceHashes.subarray(index * 20, index * 20 + 20));
+      if (ok && !this.stopped) await this.o.storage.write(index * this.info.pieceLength, buf);
+    } catch (err) {
+      this.assembling.delete(index);
+      this.buffers.release(buf);
+      return this.fail(err as Error);
+    }
+    this.assembling.delete(index);
+    this.buffers.release(buf);
+    if (this.stopped) return;
+    if (ok) {
+      this.picker.markVerified(index);
+      this.have.set(index);
+      for (const p of this.peers.values()) p.conn.send({ type: 'have', index });
+      this.emit('piece', index);
+      if (this.complete) await this.onDownloadComplete();
+    } else {
+      this.hashFailures++;
+      this.wastedBytes += buf.length;
+      const contributors = this.picker.markFailed(index);
+      for (const key of contributors) {
+        const p = this.peers.get(key);
+        if (p) p.hashFailures++;
+      }
+      if (contributors.length === 1) this.strike(contributors[0]!, `sent data for piece ${index} that failed its hash`);
+    }
+    for (const p of this.peers.values()) this.fillRequests(p);
+  }
+
+  private strike(key: string, reason: string): void {
+    const peer = this.peers.get(key);
+    const address = peer?.conn.remoteAddress ?? key.slice(0, key.lastIndexOf(':'));
+    const n = (this.strikes.get(address) ?? 0) + 1;
+    this.strikes.set(address, n);
+    if (n < BAN_AFTER_STRIKES) return;
+    this.banned.add(address);
+    this.emit('banned', address, reason);
+    for (const p of this.peers.values()) if (p.conn.remoteAddress === address) p.conn.destroy(new Error(`banned: ${reason}`));
+  }
+
+  private async onDownloadComplete(): Promise<void> {
+    try {
+      await this.o.storage.sync();
+    } catch (err) {
+      return this.fail(err as Error);
+    }
+    for (const p of this.peers.values()) {
+      if (p.isSeed) p.conn.destroy(undefined);
+      else this.setInterested(p, false);
+    }
+    this.scheduleChoke();
+    this.emitCompleteOnce();
+  }
+
+  private emitCompleteOnce(): void {
+    if (this.completeEmitted) return;
+    this.completeEmitted = true;
+    this.emit('complete');
+  }
+
+  // ---- uploading ------------------------------------------------------------------
+
+  private onRequest(peer: Peer, r: BlockRef): void {
+    const refuse = () => peer.conn.supportsFast && peer.conn.send({ type: 'reject', ...r });
+    if (peer.amChoking || !this.have.has(r.index)) return void refuse();
+    if (this.superSeed && !this.superSeed.mayServe(peer.key, r.index)) return void refuse();
+    if (r.length === 0 || r.begin + r.length > this.picker.pieceSize(r.index)) {
+      return peer.conn.destroy(new Error(`request outside piece ${r.index}: ${r.begin}+${r.length}`));
+    }
+    if (peer.pendingIncoming >= OUR_REQQ) return void refuse();
+    peer.incoming.push({ index: r.index, begin: r.begin, length: r.length });
+    this.serve(peer);
+  }
+
+  private onCancel(peer: Peer, r: BlockRef): void {
+    for (let i = peer.incomingHead; i < peer.incoming.length; i++) {
+      const q = peer.incoming[i]!;
+      if (q.index === r.index && q.begin === r.begin && q.length === r.length) {
+        peer.incoming.splice(i, 1);
+        return;
+      }
+    }
+  }
+
+  /** Sends queued blocks while the socket takes them, the rate allows, and pieces are in memory. */
+  private serve(peer: Peer): void {
+    while (!peer.reading && !peer.cancelRateWait && !peer.conn.closed && !peer.amChoking) {
+      const r = peer.peekIncoming();
+      if (!r || peer.conn.queuedBytes >= SEND_HIGH_WATER) return;
+      const piece = this.readCache.get(r.index);
+      if (!piece) {
+        peer.reading = true;
+        this.readCache.load(r.index).then(
+          () => {
+            peer.reading = false;
+            this.serve(peer);
+          },
+          (err: Error) => this.fail(err),
+        );
+        return;
+      }
+      if (!this.o.uploadGate.takeSync(r.length)) {
+        peer.cancelRateWait = this.o.uploadGate.take(r.length, () => {
+          peer.cancelRateWait = undefined;
+          this.sendBlock(peer, piece);
+          this.serve(peer);
+        });
+        return;
+      }
+      this.sendBlock(peer, piece);
+    }
+  }
+
+  private sendBlock(peer: Peer, piece: Buffer): void {
+    const r = peer.nextIncoming();
+    if (!r || peer.amChoking) return;
+    peer.conn.sendPiece(r.index, r.begin, piece.subarray(r.begin, r.begin + r.length));
+    peer.upload.add(r.length);
+    peer.uploadedSinceUnchoke += r.length;
+    this.uploaded.add(r.length);
+  }
+
+  // ---- choking ----------------------------------------------------------------------
+
+  /** Runs a choke round soon: a peer's interest changed, or a slot may have freed. */
+  private scheduleChoke(): void {
+    if (this.chokeScheduled) return;
+    this.chokeScheduled = true;
+    setImmediate(() => {
+      this.chokeScheduled = false;
+      this.runChoker();
+    });
+  }
+
+  private runChoker(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const candidates = [...this.peers.values()].map((p) => ({
+      key: p.key,
+      interested: p.peerInterested,
+      isSeed: p.isSeed,
+      downloadRate: p.download.rate(),
+      uploadRate: p.upload.rate(),
+      uploadedSinceUnchoke: p.uploadedSinceUnchoke,
+      connectedAt: p.connectedAt,
+    }));
+    const decision = chokeRound(candidates, this.chokerState, { now, seeding: this.complete, random: this.o.random }, this.chokerSettings);
+    this.chokerState = decision.state;
+    for (const peer of this.peers.values()) {
+      const unchoke = decision.unchoke.has(peer.key);
+      if (unchoke && peer.amChoking) {
+        peer.amChoking = false;
+        peer.uploadedSinceUnchoke = 0;
+        peer.conn.send({ type: 'unchoke' });
+      } else if (!unchoke && !peer.amChoking) {
+        peer.amChoking = true;
+        peer.conn.send({ type: 'choke' });
+        const dropped = peer.clearIncoming();
+        if (peer.conn.supportsFast) for (const r of dropped) peer.conn.send({ type: 'reject', ...r });
+      }
+    }
+  }
+
+  // ---- super-seeding ------------------------------------------------------------
+
+  private sendOffers(offers: Map<string, number[]>): void {
+    for (const [key, pieces] of offers) {
+      const peer = this.peers.get(key);
+      if (peer) for (const index of pieces) peer.conn.send({ type: 'have', index });
+    }
+  }
+
+  /** A full copy exists outside us: announce everything and seed normally. */
+  private endSuperSeeding(): void {
+    const policy = this.superSeed;
+    if (!policy) return;
+    this.superSeed = undefined;
+    for (const peer of this.peers.values()) {
+      for (let i = 0; i < this.info.pieceCount; i++) if (!policy.mayServe(peer.key, i)) peer.conn.send({ type: 'have', index: i });
+    }
+    this.emit('super-seed-ended');
+  }
+
+  // ---- housekeeping -----------------------------------------------------------------
+
+  private tick(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    this.ticks++;
+    for (const peer of this.peers.values()) {
+      peer.tick();
+      if (now - peer.conn.lastReceivedAt > IDLE_TIMEOUT_MS) {
+        peer.conn.destroy(new Error('peer idle'));
+        continue;
+      }
+      if (now - peer.conn.lastSentAt > KEEPALIVE_AFTER_MS) peer.conn.send({ type: 'keep-alive' });
+      if (peer.outstanding.size > 0 && now - peer.lastBlockAt > SNUB_AFTER_MS) {
+        for (const r of peer.outstanding.values()) this.picker.abandon(r.index, r.begin, peer.key);
+        peer.outstanding.clear();
+        peer.lastBlockAt = now;
+      }
+      if (peer.amInterested) this.updateInterest(peer);
+      this.fillRequests(peer);
+    }
+    if (this.ticks % CHOKE_EVERY_TICKS === 0) this.runChoker();
+    this.connectToPeers();
+  }
+
+  private fail(err: Error): void {
+    if (this.stopped) return;
+    this.emit('error', err);
+    void this.stop();
+  }
+
+  stats(): TorrentStats {
+    let seeds = 0;
+    const peerStats: PeerStats[] = [];
+    for (const p of this.peers.values()) {
+      if (p.isSeed) seeds++;
+      peerStats.push({
+        address: p.key,
+        client: p.clientName,
+        downloadedBytes: p.download.total,
+        uploadedBytes: p.upload.total,
+        downloadRate: p.download.rate(),
+        uploadRate: p.upload.rate(),
+        wastedBytes: p.wastedBytes,
+        hashFailures: p.hashFailures,
+        pieces: p.has.count,
+        amChoking: p.amChoking,
+        peerChoking: p.peerChoking,
+      });
+    }
+    const lastSize = this.picker.pieceSize(this.info.pieceCount - 1);
+    const verifiedBytes = this.have.count * this.info.pieceLength - (this.have.has(this.info.pieceCount - 1) ? this.info.pieceLength - lastSize : 0);
+    return {
+      infoHash: this.infoHashHex,
+      name: this.info.name,
+      length: this.info.length,
+      pieceCount: this.info.pieceCount,
+      verifiedPieces: this.have.count,
+      verifiedBytes,
+      downloadedBytes: this.downloaded.total,
+      uploadedBytes: this.uploaded.total,
+      wastedBytes: this.wastedBytes,
+      hashFailures: this.hashFailures,
+      downloadRate: this.downloaded.rate(),
+      uploadRate: this.uploaded.rate(),
+      peers: this.peers.size,
+      seeds,
+      complete: this.complete,
+      superSeeding: this.superSeeding,
+      peerStats,
+    };
+  }
+
+  /** Closes every connection and the storage. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker !== undefined) this.clock.clearInterval(this.ticker);
+    for (const conn of this.connecting) conn.destroy(undefined);
+    for (const p of this.peers.values()) p.conn.destroy(undefined);
+    // Pieces being verified or written finish on their own; their results are dropped.
+    this.readCache.clear();
+    await this.o.storage.close();
+  }
+}
+
+const peerOf = new WeakMap<PeerConnection, Peer>();
