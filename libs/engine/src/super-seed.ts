@@ -1,0 +1,241 @@
+import type { Random } from './clock.js';
+
+// BEP 16 super-seeding, as a policy with no I/O: the session feeds it what peers say
+// they have and sends the HAVEs it returns.
+//
+// The origin of a release pretends to have nothing and announces to each peer one piece
+// at a time, choosing the piece with the fewest copies in the swarm (held, or already
+// offered to someone who lacks it), so its upload goes to data nobody else can supply.
+// A peer is offered its next piece only once the last one is seen at another peer (a
+// HAVE from someone else after the offer), i.e. once the peer has passed it on; a peer
+// that takes and never shares gets nothing more. Bitfields sent at connection time do
+// not count: a peer that joins already holding the piece proves nothing about the
+// holder.
+//
+// One departure from the BEP: the wait is dropped when no other connected peer lacks the
+// piece. There is then nobody to pass it to, and waiting would stall a swarm of one
+// agent forever (the known failure of strict super-seeding).
+//
+// Announced pieces stay servable: the peer believes we have them and HAVE cannot be
+// taken back. Requests for anything else are refused (`mayServe`).
+
+/** A set of pieces; the engine's Bitfield satisfies it. `size` is its length in pieces. */
+export interface PieceSet {
+  has(index: number): boolean;
+  readonly size: number;
+}
+
+export interface SuperSeedOptions {
+  /** Offers a peer may have outstanding at once; more keeps a fast peer busier. Default 1. */
+  offersPerPeer?: number;
+}
+
+/** New HAVEs to send, per peer. */
+export type Offers = Map<string, number[]>;
+
+const HAS = 1;
+const ANNOUNCED = 2;
+
+interface PeerState {
+  key: string;
+  /** Per piece: HAS | ANNOUNCED bits. */
+  flags: Uint8Array;
+  /** Offers not yet released. */
+  pending: Set<number>;
+}
+
+export class SuperSeedPolicy {
+  private readonly peers = new Map<string, PeerState>();
+  private readonly offersPerPeer: number;
+  /** Connected peers holding each piece. */
+  private readonly availability: Uint32Array;
+  /** Holders plus outstanding offers to peers lacking the piece: the rarity that picks. */
+  private readonly copies: Uint32Array;
+  /** Pieces grouped by `copies`, so a pick looks at the rarest first without a full scan. */
+  private readonly buckets: number[][];
+  private readonly slot: Uint32Array;
+  /** Peers with an outstanding offer of each piece. */
+  private readonly holders = new Map<number, Set<string>>();
+  private readonly seen: Uint8Array;
+  private seenCount = 0;
+
+  constructor(
+    readonly pieceCount: number,
+    private readonly random: Random,
+    options: SuperSeedOptions = {},
+  ) {
+    if (!Number.isInteger(pieceCount) || pieceCount < 0) throw new RangeError(`pieceCount must be a non-negative integer, got ${pieceCount}`);
+    const offers = options.offersPerPeer ?? 1;
+    if (!Number.isInteger(offers) || offers < 1) throw new RangeError(`offersPerPeer must be a positive integer, got ${offers}`);
+    this.offersPerPeer = offers;
+    this.availability = new Uint32Array(pieceCount);
+    this.copies = new Uint32Array(pieceCount);
+    this.seen = new Uint8Array(pieceCount);
+    this.slot = Uint32Array.from({ length: pieceCount }, (_, i) => i);
+    this.buckets = [Array.from({ length: pieceCount }, (_, i) => i)];
+  }
+
+  /** True once every piece has been seen at some peer other than us. It never turns back. */
+  get fullCopyOutside(): boolean {
+    return this.seenCount === this.pieceCount;
+  }
+
+  /** Distinct pieces seen at least once at a peer other than us. */
+  get distinctPiecesOut(): number {
+    return this.seenCount;
+  }
+
+  /**
+   * A peer's first word on what it has: its bitfield (or HAVE ALL / HAVE NONE), or an
+   * empty set if its first message after the handshake is anything else. Returns the
+   * pieces to announce to it now.
+   */
+  peerJoined(peer: string, has: PieceSet): number[] {
+    if (this.peers.has(peer)) throw new Error(`super-seed: peer ${peer} joined twice`);
+    const state: PeerState = { key: peer, flags: new Uint8Array(this.pieceCount), pending: new Set() };
+    this.peers.set(peer, state);
+    const n = Math.min(has.size, this.pieceCount);
+    for (let i = 0; i < n; i++) {
+      if (!has.has(i)) continue;
+      state.flags[i] = HAS;
+      this.availability[i]!++;
+      this.adjust(i, 1);
+      this.markSeen(i);
+    }
+    return this.refill(state);
+  }
+
+  /** A HAVE from `peer`. Returns the new offers it unlocks, for this peer or others. */
+  peerHas(peer: string, index: number): Offers {
+    const state = this.state(peer);
+    this.checkIndex(index);
+    const offers: Offers = new Map();
+    if (state.flags[index]! & HAS) return offers;
+    state.flags[index]! |= HAS;
+    this.availability[index]!++;
+    // An offer the peer now holds was already counted as a copy.
+    if (!state.pending.has(index)) this.adjust(index, 1);
+    this.markSeen(index);
+
+    const released = new Set<string>();
+    for (const other of [...(this.holders.get(index) ?? [])]) {
+      if (other === peer) continue;
+      this.release(this.peers.get(other)!, index);
+      released.add(other);
+    }
+    if (state.pending.has(index) && this.availability[index] === this.peers.size) {
+      this.release(state, index);
+      released.add(peer);
+    }
+    for (const key of released) this.collect(offers, key);
+    return offers;
+  }
+
+  /** The peer disconnected. Returns offers its leaving unlocks for the others. */
+  peerLeft(peer: string): Offers {
+    const state = this.peers.get(peer);
+    const offers: Offers = new Map();
+    if (!state) return offers;
+    for (const index of [...state.pending]) this.release(state, index);
+    for (let i = 0; i < this.pieceCount; i++) {
+      if (!(state.flags[i]! & HAS)) continue;
+      this.availability[i]!--;
+      this.adjust(i, -1);
+    }
+    this.peers.delete(peer);
+    // It may have been the last peer a held offer was waiting to reach.
+    for (const [key, other] of this.peers) {
+      let changed = false;
+      for (const index of [...other.pending]) {
+        if (other.flags[index]! & HAS && this.availability[index] === this.peers.size) {
+          this.release(other, index);
+          changed = true;
+        }
+      }
+      if (changed) this.collect(offers, key);
+    }
+    return offers;
+  }
+
+  /** Whether to serve a request: only pieces announced to that peer. */
+  mayServe(peer: string, index: number): boolean {
+    return ((this.peers.get(peer)?.flags[index] ?? 0) & ANNOUNCED) !== 0;
+  }
+
+  private collect(offers: Offers, key: string): void {
+    const fresh = this.refill(this.peers.get(key)!);
+    if (fresh.length > 0) offers.set(key, fresh);
+  }
+
+  private refill(state: PeerState): number[] {
+    const fresh: number[] = [];
+    while (state.pending.size < this.offersPerPeer) {
+      const index = this.pick(state.flags);
+      if (index < 0) break;
+      state.flags[index]! |= ANNOUNCED;
+      state.pending.add(index);
+      let set = this.holders.get(index);
+      if (!set) this.holders.set(index, (set = new Set()));
+      set.add(state.key);
+      this.adjust(index, 1);
+      fresh.push(index);
+    }
+    return fresh;
+  }
+
+  private release(state: PeerState, index: number): void {
+    state.pending.delete(index);
+    const set = this.holders.get(index);
+    set?.delete(state.key);
+    if (set?.size === 0) this.holders.delete(index);
+    if (!(state.flags[index]! & HAS)) this.adjust(index, -1);
+  }
+
+  /** A piece with the fewest copies that the peer neither has nor was offered; ties at random. */
+  private pick(flags: Uint8Array): number {
+    for (const bucket of this.buckets) {
+      const n = bucket.length;
+      if (n === 0) continue;
+      const start = Math.floor(this.random() * n);
+      for (let k = 0; k < n; k++) {
+        const index = bucket[(start + k) % n]!;
+        if (flags[index] === 0) return index;
+      }
+    }
+    return -1;
+  }
+
+  private adjust(index: number, delta: 1 | -1): void {
+    const from = this.copies[index]!;
+    const bucket = this.buckets[from]!;
+    const last = bucket.pop()!;
+    if (last !== index) {
+      const at = this.slot[index]!;
+      bucket[at] = last;
+      this.slot[last] = at;
+    }
+    const to = from + delta;
+    const target = (this.buckets[to] ??= []);
+    this.slot[index] = target.length;
+    target.push(index);
+    this.copies[index] = to;
+  }
+
+  private markSeen(index: number): void {
+    if (this.seen[index]) return;
+    this.seen[index] = 1;
+    this.seenCount++;
+  }
+
+  private state(peer: string): PeerState {
+    const state = this.peers.get(peer);
+    if (!state) throw new Error(`super-seed: peer ${peer} has not joined`);
+    return state;
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.pieceCount) {
+      throw new RangeError(`piece index ${index} out of range 0..${this.pieceCount - 1}`);
+    }
+  }
+}

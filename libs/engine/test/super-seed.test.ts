@@ -1,0 +1,222 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Random } from '../src/clock.js';
+import { SuperSeedPolicy, type Offers, type PieceSet } from '../src/super-seed.js';
+
+/** `'**--'`: piece i is held where character i is `*`. */
+function bits(spec: string): PieceSet {
+  return { size: spec.length, has: (i) => spec[i] === '*' };
+}
+const none = (n: number): PieceSet => bits('-'.repeat(n));
+
+/** mulberry32: a seeded source, so random choices replay. */
+function seeded(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `'A:3 C:1'`, peers in key order, for one-line expectations. */
+const show = (offers: Offers): string =>
+  [...offers]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}:${v.join(',')}`)
+    .join(' ');
+
+describe('SuperSeedPolicy', () => {
+  it('offers each new peer one piece nobody else was offered', () => {
+    const policy = new SuperSeedPolicy(6, seeded(1));
+    const offers = ['A', 'B', 'C'].map((p) => policy.peerJoined(p, none(6)));
+    expect(offers.map((o) => o.length)).toEqual([1, 1, 1]);
+    expect(new Set(offers.flat()).size).toBe(3);
+  });
+
+  it('prefers pieces no peer holds over pieces some peer already has', () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const policy = new SuperSeedPolicy(4, seeded(seed));
+      const [a] = policy.peerJoined('A', bits('**--'));
+      const [b] = policy.peerJoined('B', none(4));
+      expect([a, b].sort()).toEqual([2, 3]);
+    }
+  });
+
+  it('never offers a piece the peer has, and nothing to a seed', () => {
+    const policy = new SuperSeedPolicy(4, seeded(2));
+    expect(policy.peerJoined('A', bits('***-'))).toEqual([3]);
+    expect(policy.peerJoined('S', bits('****'))).toEqual([]);
+  });
+
+  it('offers the next piece only after the last one is seen at another peer', () => {
+    const policy = new SuperSeedPolicy(6, seeded(3));
+    const [a] = policy.peerJoined('A', none(6)) as [number];
+    const [b] = policy.peerJoined('B', none(6)) as [number];
+    policy.peerJoined('C', none(6));
+    // A completing its piece is not enough: it has not passed it on yet.
+    expect(show(policy.peerHas('A', a))).toBe('');
+    // B got it, from A: A has shared, so A gets another.
+    const next = policy.peerHas('B', a);
+    expect([...next.keys()]).toEqual(['A']);
+    expect(next.get('A')).toHaveLength(1);
+    expect(next.get('A')![0]).not.toBe(a);
+    expect(next.get('A')![0]).not.toBe(b);
+  });
+
+  it('does not count a piece a peer brought with it as passed on', () => {
+    const policy = new SuperSeedPolicy(2, seeded(4));
+    const [a] = policy.peerJoined('A', none(2)) as [number];
+    policy.peerJoined('B', none(2));
+    const held = a === 0 ? '*-' : '-*';
+    expect(policy.peerJoined('C', bits(held))).toHaveLength(1);
+    expect(show(policy.peerHas('A', a))).toBe('');
+  });
+
+  it('does not stall a swarm of one peer', () => {
+    const policy = new SuperSeedPolicy(3, seeded(5));
+    const got: number[] = [];
+    let offer = policy.peerJoined('A', none(3));
+    while (offer.length > 0) {
+      got.push(...offer);
+      offer = policy.peerHas('A', offer[0]!).get('A') ?? [];
+    }
+    expect(got.sort()).toEqual([0, 1, 2]);
+    expect(policy.fullCopyOutside).toBe(true);
+  });
+
+  it('releases a held offer when the last peer that lacked the piece leaves', () => {
+    const policy = new SuperSeedPolicy(4, seeded(6));
+    const [a] = policy.peerJoined('A', none(4)) as [number];
+    policy.peerJoined('B', none(4));
+    expect(show(policy.peerHas('A', a))).toBe('');
+    const after = policy.peerLeft('B');
+    expect([...after.keys()]).toEqual(['A']);
+  });
+
+  it('counts what a departed peer held as rare again', () => {
+    const policy = new SuperSeedPolicy(3, seeded(7));
+    const [a] = policy.peerJoined('A', none(3)) as [number];
+    const [b] = policy.peerHas('A', a).get('A') as [number];
+    const [c] = policy.peerJoined('B', none(3)) as [number];
+    expect([a, b, c].sort()).toEqual([0, 1, 2]);
+    policy.peerLeft('A');
+    expect([a, b]).toContain(policy.peerJoined('C', none(3))[0]);
+  });
+
+  it('turns fullCopyOutside on exactly when every piece has been seen at a peer', () => {
+    const policy = new SuperSeedPolicy(3, seeded(8));
+    policy.peerJoined('A', bits('*--'));
+    policy.peerJoined('B', none(3));
+    expect([policy.distinctPiecesOut, policy.fullCopyOutside]).toEqual([1, false]);
+    policy.peerHas('B', 1);
+    expect([policy.distinctPiecesOut, policy.fullCopyOutside]).toEqual([2, false]);
+    policy.peerHas('A', 1);
+    expect([policy.distinctPiecesOut, policy.fullCopyOutside]).toEqual([2, false]);
+    policy.peerHas('B', 2);
+    expect([policy.distinctPiecesOut, policy.fullCopyOutside]).toEqual([3, true]);
+    policy.peerLeft('B');
+    expect(policy.fullCopyOutside).toBe(true);
+  });
+
+  it('serves only the pieces it announced to that peer', () => {
+    const policy = new SuperSeedPolicy(4, seeded(9));
+    const [a] = policy.peerJoined('A', none(4)) as [number];
+    policy.peerJoined('B', none(4));
+    for (let i = 0; i < 4; i++) expect(policy.mayServe('A', i)).toBe(i === a);
+    expect(policy.mayServe('nobody', a)).toBe(false);
+  });
+
+  it('gives a fast peer several offers at once when asked to', () => {
+    const policy = new SuperSeedPolicy(8, seeded(10), { offersPerPeer: 3 });
+    expect(new Set(policy.peerJoined('A', none(8))).size).toBe(3);
+  });
+
+  it('refuses what it cannot mean', () => {
+    const policy = new SuperSeedPolicy(4, seeded(11));
+    policy.peerJoined('A', none(4));
+    expect(() => policy.peerHas('A', 4)).toThrow(RangeError);
+    expect(() => policy.peerHas('Z', 0)).toThrow(/not joined/);
+    expect(() => policy.peerJoined('A', none(4))).toThrow(/twice/);
+    expect(() => new SuperSeedPolicy(4, seeded(1), { offersPerPeer: 0 })).toThrow(/offersPerPeer/);
+  });
+
+  it('property: whatever the order of HAVEs and departures, offers are new to the peer and the swarm completes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        fc.array(fc.array(fc.boolean(), { maxLength: 12 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer(),
+        fc.array(fc.nat(), { maxLength: 300 }),
+        (pieces, initial, offersPerPeer, seed, choices) => {
+          const policy = new SuperSeedPolicy(pieces, seeded(seed), { offersPerPeer });
+          const has = new Map<string, Set<number>>();
+          const announced = new Map<string, Set<number>>();
+          const everAnnounced = new Set<number>();
+          const receive = (peer: string, offers: readonly number[]): void => {
+            for (const index of offers) {
+              expect(has.get(peer)!.has(index)).toBe(false);
+              expect(announced.get(peer)!.has(index)).toBe(false);
+              announced.get(peer)!.add(index);
+              everAnnounced.add(index);
+            }
+          };
+          const deliver = (offers: Offers): void => {
+            for (const [peer, list] of offers) receive(peer, list);
+          };
+
+          const waiting = initial.map((held, i) => ({ key: `P${i}`, held: held.slice(0, pieces) }));
+          let step = 0;
+          const choose = (n: number): number => (choices[step++] ?? 0) % n;
+          for (;;) {
+            const moves: (() => void)[] = [];
+            const next = waiting[0];
+            if (next) {
+              moves.push(() => {
+                waiting.shift();
+                has.set(next.key, new Set(next.held.flatMap((h, i) => (h ? [i] : []))));
+                announced.set(next.key, new Set());
+                receive(next.key, policy.peerJoined(next.key, { size: next.held.length, has: (i) => next.held[i] === true }));
+              });
+            }
+            if (has.size > 1 && step < choices.length && choose(8) === 0) {
+              const leaving = [...has.keys()][choose(has.size)]!;
+              moves.length = 0;
+              moves.push(() => {
+                has.delete(leaving);
+                announced.delete(leaving);
+                deliver(policy.peerLeft(leaving));
+              });
+            }
+            for (const [peer, own] of has) {
+              for (let i = 0; i < pieces; i++) {
+                if (own.has(i)) continue;
+                const reachable = announced.get(peer)!.has(i) || [...has].some(([other, theirs]) => other !== peer && theirs.has(i));
+                if (reachable) {
+                  moves.push(() => {
+                    own.add(i);
+                    deliver(policy.peerHas(peer, i));
+                  });
+                }
+              }
+            }
+            if (moves.length === 0) break;
+            moves[choose(moves.length)]!();
+          }
+
+          for (const [peer, own] of has) {
+            expect(own.size, `${peer} stalled`).toBe(pieces);
+            for (let i = 0; i < pieces; i++) expect(policy.mayServe(peer, i)).toBe(announced.get(peer)!.has(i));
+          }
+          expect(policy.fullCopyOutside).toBe(true);
+          const heldAtJoin = new Set(initial.flatMap((held) => held.slice(0, pieces).flatMap((h, i) => (h ? [i] : []))));
+          for (let i = 0; i < pieces; i++) expect(everAnnounced.has(i) || heldAtJoin.has(i)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
