@@ -69,6 +69,7 @@ export class AnnounceLoop {
   private completedPending = false;
   private failures = 0;
   private timer: unknown;
+  private nextAt: number | undefined;
   private inFlight: Promise<unknown> | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -106,9 +107,15 @@ export class AnnounceLoop {
       this.state = 'stopped';
       this.options.clock.clearTimeout(this.timer);
       this.timer = undefined;
+      this.nextAt = undefined;
       this.stopping = this.sendStopped();
     }
     return this.stopping;
+  }
+
+  /** Clock time of the next announce; undefined while one is under way or after stop(). */
+  get nextAnnounceAt(): number | undefined {
+    return this.nextAt;
   }
 
   /** The order trackers are tried in now, for status pages and tests. */
@@ -118,6 +125,7 @@ export class AnnounceLoop {
 
   private async cycle(): Promise<void> {
     this.timer = undefined;
+    this.nextAt = undefined;
     if (this.state !== 'running' || this.inFlight) return;
     const attempt = this.announceOnce();
     this.inFlight = attempt;
@@ -186,6 +194,7 @@ export class AnnounceLoop {
   }
 
   private schedule(ms: number): void {
+    this.nextAt = this.options.clock.now() + ms;
     this.timer = this.options.clock.setTimeout(() => void this.cycle(), ms);
   }
 

@@ -114,10 +114,22 @@ export class TrackerClient implements Announcer {
     return `${this.url}${this.url.includes('?') ? '&' : '?'}${params.join('&')}`;
   }
 
-  private get(url: string): Promise<Buffer> {
+  private async get(url: string): Promise<Buffer> {
+    try {
+      return await this.getOnce(url);
+    } catch (err) {
+      // A kept-alive socket the tracker closed while idle fails on first use; that says
+      // nothing about the tracker, so one fresh try is owed before reporting it.
+      if (err instanceof StaleSocketError) return this.getOnce(url);
+      throw err;
+    }
+  }
+
+  private getOnce(url: string): Promise<Buffer> {
     const https = url.startsWith('https:');
     return new Promise<Buffer>((resolve, reject) => {
       let settled = false;
+      let responded = false;
       const settle = (err: Error | undefined, body?: Buffer) => {
         if (settled) return;
         settled = true;
@@ -130,8 +142,11 @@ export class TrackerClient implements Announcer {
       const req = (https ? httpsRequest : httpRequest)(url, { method: 'GET', agent: https ? httpsAgent : httpAgent });
       const timer = setTimeout(() => settle(new Error(`tracker ${this.url} did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       timer.unref();
-      req.on('error', (err) => settle(err));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        settle(req.reusedSocket && !responded && err.code === 'ECONNRESET' ? new StaleSocketError(err.message) : err);
+      });
       req.on('response', (res: IncomingMessage) => {
+        responded = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
@@ -168,6 +183,8 @@ export class TrackerClient implements Announcer {
     return dict;
   }
 }
+
+class StaleSocketError extends Error {}
 
 function looksLikeFailure(body: Buffer): boolean {
   return body.includes('14:failure reason');
