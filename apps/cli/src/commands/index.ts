@@ -1,7 +1,11 @@
 import type { Command } from '../command.js';
 import { trackerCommand } from './tracker.js';
+import { createCommand } from './create.js';
+import { infoCommand } from './info.js';
 
 /** Every command of `swarmship`, in the order `--help` lists them. */
 export const commands: Command[] = [
+  createCommand,
+  infoCommand,
   trackerCommand,
 ];
