@@ -32,30 +32,23 @@ export function isLoopback(peer: PeerAddress): boolean {
   return peer.family === 4 ? peer.address.startsWith('127.') : peer.address === '::1';
 }
 
-/** 6 or 18 bytes: the address then the port, both big-endian. */
-export function compactPeer(peer: PeerAddress, port: number): Buffer {
-  if (peer.family === 4) {
-    const out = Buffer.allocUnsafe(6);
-    let octet = 0;
-    let at = 0;
-    const text = peer.address;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 0x2e) {
-        out[at++] = octet;
-        octet = 0;
-      } else {
-        octet = octet * 10 + (c - 0x30);
-      }
-    }
-    out[at] = octet;
-    out.writeUInt16BE(port, 4);
-    return out;
+/**
+ * 6 or 18 bytes, the address then the port, both big-endian, as a binary (latin1)
+ * string: a tracker keeps one per peer for as long as the peer lives, and a short
+ * string costs a few dozen bytes where even a small Buffer pins a shared 8 KiB slab.
+ */
+export function compactPeer(peer: PeerAddress, port: number): string {
+  const portChars = String.fromCharCode(port >> 8, port & 0xff);
+  if (peer.family === 6) return ipv6Bytes(peer.address).toString('latin1') + portChars;
+  const text = peer.address;
+  const octets = [0, 0, 0, 0];
+  let at = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) at++;
+    else octets[at] = (octets[at] as number) * 10 + (c - 0x30);
   }
-  const out = Buffer.alloc(18);
-  ipv6Bytes(peer.address).copy(out, 0);
-  out.writeUInt16BE(port, 16);
-  return out;
+  return String.fromCharCode(octets[0] as number, octets[1] as number, octets[2] as number, octets[3] as number) + portChars;
 }
 
 /** The 16 bytes of an IPv6 literal already checked by isIPv6 (`::`, embedded IPv4 and all). */

@@ -141,9 +141,10 @@ export class TrackerCore {
     const peers6Head = v6 > 0 ? `6:peers6${v6 * 18}:` : '';
     const out = Buffer.allocUnsafe(peersHead.length + v4 * 6 + peers6Head.length + v6 * 18 + 1);
     let at = out.write(peersHead, 0, 'latin1');
-    for (const p of peers) if (p.family === 4) at += p.compact.copy(out, at);
+    // Byte loops: for 6- and 18-byte entries they beat a native call per peer.
+    for (const p of peers) if (p.family === 4) at = copyInto(out, at, p.compact);
     at += out.write(peers6Head, at, 'latin1');
-    for (const p of peers) if (p.family === 6) at += p.compact.copy(out, at);
+    for (const p of peers) if (p.family === 6) at = copyInto(out, at, p.compact);
     out[at] = 0x65; // 'e' closes the response dictionary
     return out;
   }
@@ -164,6 +165,11 @@ function dictionaryPeers(peers: Peer[], withPeerId: boolean): string {
     out += `4:porti${p.port}ee`;
   }
   return `${out}e`;
+}
+
+function copyInto(out: Buffer, at: number, binary: string): number {
+  for (let i = 0; i < binary.length; i++) out[at + i] = binary.charCodeAt(i);
+  return at + binary.length;
 }
 
 function hashKey(infoHash: Buffer): string {

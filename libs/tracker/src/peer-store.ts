@@ -13,8 +13,8 @@ export interface Peer {
   address: string;
   family: 4 | 6;
   port: number;
-  /** 6 bytes (IPv4) or 18 bytes (IPv6), ready for a compact response. */
-  compact: Buffer;
+  /** 6 bytes (IPv4) or 18 bytes (IPv6) as a binary (latin1) string, ready for a compact response. */
+  compact: string;
   /** Has every piece (left = 0). */
   seeder: boolean;
 }
@@ -45,9 +45,9 @@ export interface PeerStore {
 }
 
 interface Swarm {
+  /** Dense, in no particular order: the draw for a peer list permutes it in place. */
   peers: Entry[];
-  /** Position of each peer in `peers`, so removal is a swap with the last one. */
-  index: Map<string, number>;
+  byKey: Map<string, Entry>;
   seeders: number;
   downloaded: number;
 }
@@ -55,53 +55,62 @@ interface Swarm {
 interface Entry {
   peer: Peer;
   infoHash: string;
+  swarm: Swarm;
   lastSeen: number;
+  /** Position in swarm.peers. */
+  at: number;
+  /** Neighbours in the store-wide list ordered by last refresh, oldest first. */
+  older: Entry | undefined;
+  newer: Entry | undefined;
 }
 
 const NO_PEERS: SwarmCounts = Object.freeze({ complete: 0, incomplete: 0, downloaded: 0 });
 
 /**
- * Swarms in memory. Announces cost O(1) and a peer list O(numwant): the list is a
+ * Swarms in memory. An announce costs O(1) and a peer list O(numwant): the list is a
  * partial Fisher–Yates over the swarm's array, which leaves the array in another order
- * that is as good as the last one. Expiry costs O(expired): every peer also sits in one
- * Map ordered by last refresh (a refresh deletes and re-inserts it), so the sweep stops
- * at the first peer that is still fresh.
+ * as good as the last. Expiry costs O(expired): every peer also sits in one linked list
+ * ordered by last refresh (a refresh moves it to the end), so a sweep looks only at the
+ * oldest peers and stops at the first that is still fresh. Clock times must not go back.
  */
 export class MemoryPeerStore implements PeerStore {
   private readonly swarms = new Map<string, Swarm>();
-  private readonly byAge = new Map<string, Entry>();
+  private oldest: Entry | undefined;
+  private newest: Entry | undefined;
+  private peerCount = 0;
 
   constructor(private readonly random: Random = Math.random) {}
 
   upsert(infoHash: string, peer: Peer, now: number): PreviousState {
     let swarm = this.swarms.get(infoHash);
     if (!swarm) {
-      swarm = { peers: [], index: new Map(), seeders: 0, downloaded: 0 };
+      swarm = { peers: [], byKey: new Map(), seeders: 0, downloaded: 0 };
       this.swarms.set(infoHash, swarm);
     }
-    const ageKey = infoHash + peer.key;
-    const at = swarm.index.get(peer.key);
-    if (at === undefined) {
-      const entry: Entry = { peer, infoHash, lastSeen: now };
-      swarm.index.set(peer.key, swarm.peers.length);
-      swarm.peers.push(entry);
+    const entry = swarm.byKey.get(peer.key);
+    if (!entry) {
+      const added: Entry = { peer, infoHash, swarm, lastSeen: now, at: swarm.peers.length, older: undefined, newer: undefined };
+      swarm.byKey.set(peer.key, added);
+      swarm.peers.push(added);
       if (peer.seeder) swarm.seeders++;
-      this.byAge.set(ageKey, entry);
+      this.peerCount++;
+      this.append(added);
       return 'absent';
     }
-    const entry = swarm.peers[at] as Entry;
     const previous: PreviousState = entry.peer.seeder ? 'seeder' : 'leecher';
     swarm.seeders += Number(peer.seeder) - Number(entry.peer.seeder);
     entry.peer = peer;
     entry.lastSeen = now;
-    this.byAge.delete(ageKey);
-    this.byAge.set(ageKey, entry);
+    if (entry !== this.newest) {
+      this.unlink(entry);
+      this.append(entry);
+    }
     return previous;
   }
 
   remove(infoHash: string, peerKey: string): void {
-    const swarm = this.swarms.get(infoHash);
-    if (swarm) this.removeFrom(swarm, infoHash, peerKey);
+    const entry = this.swarms.get(infoHash)?.byKey.get(peerKey);
+    if (entry) this.drop(entry);
   }
 
   recordCompleted(infoHash: string): void {
@@ -115,16 +124,15 @@ export class MemoryPeerStore implements PeerStore {
     const peers = swarm.peers;
     let n = peers.length;
     // Park the asker at the end, outside the range the draw picks from.
-    const self = swarm.index.get(excludeKey);
-    if (self !== undefined) {
-      this.swap(swarm, self, n - 1);
+    const self = swarm.byKey.get(excludeKey);
+    if (self) {
+      swap(peers, self.at, n - 1);
       n--;
     }
     const take = Math.min(numwant, n);
     const out: Peer[] = new Array<Peer>(take);
     for (let i = 0; i < take; i++) {
-      const j = i + Math.floor(this.random() * (n - i));
-      if (j !== i) this.swap(swarm, i, j);
+      swap(peers, i, i + Math.floor(this.random() * (n - i)));
       out[i] = (peers[i] as Entry).peer;
     }
     return out;
@@ -137,40 +145,50 @@ export class MemoryPeerStore implements PeerStore {
   }
 
   expire(before: number): void {
-    for (const entry of this.byAge.values()) {
-      if (entry.lastSeen >= before) break;
-      const swarm = this.swarms.get(entry.infoHash);
-      if (swarm) this.removeFrom(swarm, entry.infoHash, entry.peer.key);
-      else this.byAge.delete(entry.infoHash + entry.peer.key);
-    }
+    while (this.oldest && this.oldest.lastSeen < before) this.drop(this.oldest);
   }
 
   /** Number of peers over all swarms. */
   get size(): number {
-    return this.byAge.size;
+    return this.peerCount;
   }
 
-  private removeFrom(swarm: Swarm, infoHash: string, peerKey: string): void {
-    const at = swarm.index.get(peerKey);
-    if (at === undefined) return;
-    const last = swarm.peers.length - 1;
-    this.swap(swarm, at, last);
-    const entry = swarm.peers.pop() as Entry;
-    swarm.index.delete(peerKey);
-    if (entry.peer.seeder) swarm.seeders--;
-    this.byAge.delete(infoHash + peerKey);
-    // An empty swarm that never completed holds nothing worth a scrape.
-    if (swarm.peers.length === 0 && swarm.downloaded === 0) this.swarms.delete(infoHash);
-  }
-
-  private swap(swarm: Swarm, i: number, j: number): void {
-    if (i === j) return;
+  private drop(entry: Entry): void {
+    const swarm = entry.swarm;
     const peers = swarm.peers;
-    const a = peers[i] as Entry;
-    const b = peers[j] as Entry;
-    peers[i] = b;
-    peers[j] = a;
-    swarm.index.set(b.peer.key, i);
-    swarm.index.set(a.peer.key, j);
+    swap(peers, entry.at, peers.length - 1);
+    peers.pop();
+    swarm.byKey.delete(entry.peer.key);
+    if (entry.peer.seeder) swarm.seeders--;
+    this.peerCount--;
+    this.unlink(entry);
+    // An empty swarm that never completed holds nothing worth a scrape.
+    if (peers.length === 0 && swarm.downloaded === 0) this.swarms.delete(entry.infoHash);
   }
+
+  private append(entry: Entry): void {
+    entry.older = this.newest;
+    entry.newer = undefined;
+    if (this.newest) this.newest.newer = entry;
+    else this.oldest = entry;
+    this.newest = entry;
+  }
+
+  private unlink(entry: Entry): void {
+    if (entry.older) entry.older.newer = entry.newer;
+    else this.oldest = entry.newer;
+    if (entry.newer) entry.newer.older = entry.older;
+    else this.newest = entry.older;
+    entry.older = entry.newer = undefined;
+  }
+}
+
+function swap(peers: Entry[], i: number, j: number): void {
+  if (i === j) return;
+  const a = peers[i] as Entry;
+  const b = peers[j] as Entry;
+  peers[i] = b;
+  b.at = i;
+  peers[j] = a;
+  a.at = j;
 }

@@ -171,7 +171,7 @@ describe('MemoryPeerStore', () => {
     address: '10.0.0.1',
     family: 4,
     port: 1000 + n,
-    compact: Buffer.alloc(6),
+    compact: '\0\0\0\0\0\0',
     seeder,
   });
 
