@@ -155,7 +155,9 @@ export class TrackerClient implements Announcer {
           else chunks.push(chunk);
         });
         res.on('error', (err) => settle(err));
-        res.on('aborted', () => settle(new Error(`tracker ${this.url} closed the connection mid-response`)));
+        res.on('close', () => {
+          if (!res.complete) settle(new Error(`tracker ${this.url} closed the connection mid-response`));
+        });
         res.on('end', () => {
           const body = Buffer.concat(chunks);
           // A refusal may come with any status; the failure reason says more than the code.
