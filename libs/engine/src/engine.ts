@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { HashPool } from '../../hashing/src/hash-pool.js';
 import type { Handshake, ProtocolError, WireMessage } from '../../wire/src/messages.js';
 import { Bitfield } from './bitfield.js';
@@ -8,7 +9,7 @@ import { checkPieces } from './check.js';
 import { systemClock, type Clock, type Random } from './clock.js';
 import { PeerConnection, type ConnectionHandler } from './peer-connection.js';
 import type { PeerAddress } from './peer-book.js';
-import { FileStorage, layoutFiles, type PieceStorage } from './storage.js';
+import { FileStorage, layoutFiles, placeFiles, type PieceStorage } from './storage.js';
 import { RateGate } from './token-bucket.js';
 import { Torrent, type TorrentInfo } from './torrent.js';
 import type { ChokerSettings } from './choker.js';
@@ -44,7 +45,9 @@ export interface TorrentDescriptor extends TorrentInfo {
 
 export interface AddTorrentOptions {
   /** Directory the torrent's files live in (single file: dir/name; many: dir/name/…). */
-  dir: string;
+  dir?: string;
+  /** Or the content itself: the file of a single-file torrent, the top directory of a multi-file one. */
+  contentPath?: string;
   /** 'seed': the files are complete and read-only to us; 'download': fetch what is missing. */
   mode: 'seed' | 'download';
   superSeed?: boolean;
@@ -128,7 +131,11 @@ export class Engine implements ConnectionHandler {
   async addTorrent(info: TorrentDescriptor, options: AddTorrentOptions): Promise<Torrent> {
     const key = info.infoHash.toString('hex');
     if (this.torrents.has(key)) throw new Error(`torrent ${key} is already added`);
-    const files = layoutFiles(options.dir, info.name, info.files, info.singleFile);
+    const files = options.contentPath === undefined
+      ? layoutFiles(options.dir ?? '.', info.name, info.files, info.singleFile)
+      : info.singleFile
+        ? placeFiles(dirname(options.contentPath), info.files, basename(options.contentPath))
+        : placeFiles(options.contentPath, info.files);
     let storage: PieceStorage;
     let have: Bitfield;
     if (options.mode === 'seed') {

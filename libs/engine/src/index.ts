@@ -6,3 +6,4 @@ export { FileStorage, StorageError, layoutFiles, type PieceStorage, type StoredF
 export { checkPieces } from './check.js';
 export { systemClock, ManualClock, type Clock, type Random } from './clock.js';
 export type { PeerAddress } from './peer-book.js';
+export { announceTorrent, announceTiers, type Announcing } from './announce.js';

@@ -119,11 +119,12 @@ export class PeerConnection implements WireDecoderSink {
   }
 
   /** A block goes out as a 13-byte header and the block itself: no copy to frame it. */
-  sendPiece(index: number, begin: number, block: Uint8Array): void {
+  sendPiece(index: number, begin: number, block: Uint8Array, onFlushed?: () => void): void {
     if (this.closed) return;
     this.socket.cork();
     this.socket.write(encodePieceHeader(index, begin, block.byteLength));
-    this.socket.write(block);
+    if (onFlushed) this.socket.write(block, () => onFlushed());
+    else this.socket.write(block);
     this.socket.uncork();
     this.bytesOut += 13 + block.byteLength;
     this.lastSentAt = this.now();

@@ -49,6 +49,8 @@ export class Peer {
   lastBlockAt: number;
   /** A disk read for this peer is under way. */
   reading = false;
+  /** A block in the send queue will call back when flushed, to queue more. */
+  flushWatch = false;
   /** An upload rate-limit wait is queued for this peer; calling it withdraws it. */
   cancelRateWait: (() => void) | undefined;
   /** Pieces we announced to it (super-seeding). */

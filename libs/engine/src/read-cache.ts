@@ -1,13 +1,24 @@
 import type { PieceStorage } from './storage.js';
 
+interface Entry {
+  buf: Buffer;
+  /** Blocks of this piece queued in sockets and not yet flushed: the memory must stay. */
+  pins: number;
+}
+
 /**
  * Whole pieces read from storage for upload, kept while memory allows (least recently
  * used goes first). Peers ask for 16 KiB blocks; reading the whole piece once turns
  * sixty-four small reads into one and lets several peers share it.
+ *
+ * Buffers are reused, not reallocated: a fresh 1 MiB buffer per piece made the garbage
+ * collector the seeder's largest cost. A piece whose blocks still sit in a socket's send
+ * queue is pinned and never recycled until they are flushed.
  */
 export class PieceReadCache {
-  private readonly entries = new Map<number, Buffer>();
-  private readonly loading = new Map<number, Promise<Buffer>>();
+  private readonly entries = new Map<number, Entry>();
+  private readonly loading = new Map<number, Promise<Entry>>();
+  private readonly free: Buffer[] = [];
   private bytes = 0;
 
   constructor(
@@ -19,12 +30,11 @@ export class PieceReadCache {
 
   /** The piece if it is in memory now; marks it recently used. */
   get(index: number): Buffer | undefined {
-    const piece = this.entries.get(index);
-    if (piece) {
-      this.entries.delete(index);
-      this.entries.set(index, piece);
-    }
-    return piece;
+    const entry = this.entries.get(index);
+    if (!entry) return undefined;
+    this.entries.delete(index);
+    this.entries.set(index, entry);
+    return entry.buf;
   }
 
   load(index: number): Promise<Buffer> {
@@ -32,37 +42,55 @@ export class PieceReadCache {
     if (cached) return Promise.resolve(cached);
     let pending = this.loading.get(index);
     if (!pending) {
-      const buf = Buffer.allocUnsafe(this.pieceSize(index));
-      pending = this.storage.read(index * this.pieceLength, buf).then(
+      const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.pieceLength);
+      const entry: Entry = { buf: whole.subarray(0, this.pieceSize(index)), pins: 0 };
+      this.bytes += this.pieceLength;
+      pending = this.storage.read(index * this.pieceLength, entry.buf).then(
         () => {
           this.loading.delete(index);
-          this.insert(index, buf);
-          return buf;
+          this.entries.set(index, entry);
+          this.evict();
+          return entry;
         },
         (err: unknown) => {
           this.loading.delete(index);
+          this.bytes -= this.pieceLength;
           throw err;
         },
       );
       this.loading.set(index, pending);
     }
-    return pending;
+    return pending.then((e) => e.buf);
   }
 
-  /** A piece just verified from download is served from memory without a read. */
-  insert(index: number, piece: Buffer): void {
-    if (this.entries.has(index)) return;
-    this.entries.set(index, piece);
-    this.bytes += piece.length;
-    for (const [i, p] of this.entries) {
-      if (this.bytes <= this.budgetBytes || this.entries.size <= 1) break;
-      this.entries.delete(i);
-      this.bytes -= p.length;
+  /** Keeps a cached piece's memory from reuse; returns the matching unpin. */
+  pin(index: number): () => void {
+    const entry = this.entries.get(index);
+    if (!entry) return () => undefined;
+    entry.pins++;
+    return () => {
+      entry.pins--;
+      if (entry.pins === 0 && this.entries.get(index) !== entry) this.recycle(entry);
+    };
+  }
+
+  private evict(): void {
+    for (const [index, entry] of this.entries) {
+      if (this.bytes <= this.budgetBytes) return;
+      this.entries.delete(index);
+      if (entry.pins === 0) this.recycle(entry);
+      // A pinned piece leaves the cache now and its memory returns when unpinned.
     }
+  }
+
+  private recycle(entry: Entry): void {
+    this.bytes -= this.pieceLength;
+    this.free.push(Buffer.from(entry.buf.buffer, entry.buf.byteOffset, this.pieceLength));
   }
 
   clear(): void {
     this.entries.clear();
+    this.free.length = 0;
     this.bytes = 0;
   }
 }

@@ -1,5 +1,5 @@
-import { open, mkdir, stat, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { close, constants, fstat, ftruncate, fdatasync, open, read, write } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 
 /** One file of a torrent, placed on disk. */
@@ -9,6 +9,8 @@ export interface StoredFile {
   length: number;
   /** Where the file starts in the torrent's byte stream. */
   offset: number;
+  /** A BEP 47 padding file: reads as zeros, never touches the disk. */
+  pad?: boolean;
 }
 
 /**
@@ -42,19 +44,53 @@ export class StorageError extends Error {
  * `root` (the metainfo parser already refuses `..` and absolute elements; this is the
  * second lock on the same door).
  */
-export function layoutFiles(root: string, name: string, files: { path: string[]; length: number; offset: number }[], singleFile: boolean): StoredFile[] {
+export function layoutFiles(
+  root: string,
+  name: string,
+  files: { path: string[]; length: number; offset: number; pad?: boolean }[],
+  singleFile: boolean,
+): StoredFile[] {
   const base = resolve(root);
+  return placeFiles(singleFile ? base : resolve(base, name), files, singleFile ? name : undefined, base);
+}
+
+/**
+ * Places the files at an explicit content path: the file itself for a single-file
+ * torrent, the torrent's top directory otherwise (as `swarmship seed FILE.torrent PATH`).
+ */
+export function placeFiles(
+  contentRoot: string,
+  files: { path: string[]; length: number; offset: number; pad?: boolean }[],
+  singleFileName?: string,
+  guard = contentRoot,
+): StoredFile[] {
+  const top = resolve(contentRoot);
+  const base = resolve(guard);
   return files.map((f) => {
-    const path = singleFile ? resolve(base, name) : resolve(base, name, ...f.path);
+    const path = singleFileName !== undefined ? resolve(top, singleFileName) : resolve(top, ...f.path);
     if (!path.startsWith(base + sep)) throw new StorageError(`file path escapes the destination: ${f.path.join('/')}`, 'EPATH', path);
-    return { path, length: f.length, offset: f.offset };
+    return { path, length: f.length, offset: f.offset, ...(f.pad ? { pad: true } : {}) };
   });
 }
+
+// The callback fs API on plain descriptors, not FileHandle: FileHandle.write is an order
+// of magnitude slower on SharedArrayBuffer-backed buffers (measured on Node 20), and
+// downloaded pieces live in shared buffers so the hash workers can read them in place.
+const openFd = (path: string, flags: number, mode?: number) =>
+  new Promise<number>((res, rej) => open(path, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
+const closeFd = (fd: number) => new Promise<void>((res) => close(fd, () => res()));
+const sizeOf = (fd: number) => new Promise<number>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
+const truncateFd = (fd: number, len: number) => new Promise<void>((res, rej) => ftruncate(fd, len, (e) => (e ? rej(e) : res())));
+const datasyncFd = (fd: number) => new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res())));
+const readFd = (fd: number, buf: Uint8Array, off: number, len: number, pos: number) =>
+  new Promise<number>((res, rej) => read(fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
+const writeFd = (fd: number, buf: Uint8Array, off: number, len: number, pos: number) =>
+  new Promise<number>((res, rej) => write(fd, buf, off, len, pos, (e, n) => (e ? rej(e) : res(n))));
 
 /** Files on disk, opened once and kept open; reads and writes at positions, never streams. */
 export class FileStorage implements PieceStorage {
   readonly length: number;
-  private readonly handles: (FileHandle | undefined)[];
+  private readonly handles: (number | undefined)[];
   private opening: Promise<void> | undefined;
 
   private constructor(
@@ -68,6 +104,7 @@ export class FileStorage implements PieceStorage {
   /** Opens existing files for reading; every file must exist with its full length. */
   static async openForReading(files: StoredFile[]): Promise<FileStorage> {
     for (const f of files) {
+      if (f.pad) continue;
       const s = await stat(f.path).catch((err: NodeJS.ErrnoException) => {
         throw new StorageError(`cannot read ${f.path}: ${err.code ?? err.message}`, err.code, f.path);
       });
@@ -92,16 +129,16 @@ export class FileStorage implements PieceStorage {
   private async openAll(): Promise<void> {
     for (let i = 0; i < this.files.length; i++) {
       const f = this.files[i]!;
+      if (f.pad) continue;
       try {
         if (this.writable) {
           await mkdir(dirname(f.path), { recursive: true });
           // O_NOFOLLOW: a symlink planted at a file's place must not redirect our writes.
-          const h = await open(f.path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
-          this.handles[i] = h;
-          const s = await h.stat();
-          if (s.size !== f.length) await h.truncate(f.length);
+          const fd = await openFd(f.path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+          this.handles[i] = fd;
+          if ((await sizeOf(fd)) !== f.length) await truncateFd(fd, f.length);
         } else {
-          this.handles[i] = await open(f.path, constants.O_RDONLY);
+          this.handles[i] = await openFd(f.path, constants.O_RDONLY);
         }
       } catch (err) {
         await this.close();
@@ -112,10 +149,10 @@ export class FileStorage implements PieceStorage {
   }
 
   async read(offset: number, target: Uint8Array): Promise<void> {
-    await this.span(offset, target.byteLength, async (h, filePos, from, len) => {
+    await this.span(offset, target.byteLength, true, target, async (h, filePos, from, len) => {
       let done = 0;
       while (done < len) {
-        const { bytesRead } = await h.read(target, from + done, len - done, filePos + done);
+        const bytesRead = await readFd(h, target, from + done, len - done, filePos + done);
         if (bytesRead === 0) {
           // A hole past the end of a short file reads as zeros (it will fail its hash).
           target.fill(0, from + done, from + len);
@@ -128,10 +165,10 @@ export class FileStorage implements PieceStorage {
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (!this.writable) throw new StorageError('storage is read-only', 'EROFS', this.files[0]?.path ?? '');
-    await this.span(offset, data.byteLength, async (h, filePos, from, len) => {
+    await this.span(offset, data.byteLength, false, undefined, async (h, filePos, from, len) => {
       let done = 0;
       while (done < len) {
-        const { bytesWritten } = await h.write(data, from + done, len - done, filePos + done);
+        const bytesWritten = await writeFd(h, data, from + done, len - done, filePos + done);
         done += bytesWritten;
       }
     });
@@ -139,16 +176,16 @@ export class FileStorage implements PieceStorage {
 
   async sync(): Promise<void> {
     if (!this.writable) return;
-    await Promise.all(this.handles.map((h) => h?.datasync()));
+    await Promise.all(this.handles.map((h) => (h === undefined ? undefined : datasyncFd(h))));
   }
 
   async close(): Promise<void> {
     const handles = this.handles.splice(0, this.handles.length, ...new Array(this.handles.length));
-    await Promise.all(handles.map((h) => h?.close().catch(() => undefined)));
+    await Promise.all(handles.map((h) => (h === undefined ? undefined : closeFd(h))));
   }
 
   /** Splits [offset, offset+length) across the files it covers. */
-  private async span(offset: number, length: number, io: (h: FileHandle, filePos: number, from: number, len: number) => Promise<void>): Promise<void> {
+  private async span(offset: number, length: number, reading: boolean, target: Uint8Array | undefined, io: (h: number, filePos: number, from: number, len: number) => Promise<void>): Promise<void> {
     let from = 0;
     // Files are few for release artifacts; a linear walk is cheaper than a search here.
     for (let i = 0; i < this.files.length && from < length; i++) {
@@ -157,8 +194,13 @@ export class FileStorage implements PieceStorage {
       const at = offset + from;
       if (at >= end || f.length === 0) continue;
       const len = Math.min(length - from, end - at);
+      if (f.pad) {
+        if (reading) target?.fill(0, from, from + len);
+        from += len;
+        continue;
+      }
       const h = this.handles[i];
-      if (!h) throw new StorageError(`storage is closed: ${f.path}`, 'ECLOSED', f.path);
+      if (h === undefined) throw new StorageError(`storage is closed: ${f.path}`, 'ECLOSED', f.path);
       try {
         await io(h, at - f.offset, from, len);
       } catch (err) {

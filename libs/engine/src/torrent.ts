@@ -94,8 +94,15 @@ const SNUB_AFTER_MS = 20_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Requests from a peer beyond this many in flight are refused; we advertise it as reqq. */
 const OUR_REQQ = 2048;
-/** Stop queueing into a socket past this many unsent bytes; resume on drain. */
+/** Stop queueing into a socket past this many unsent bytes... */
 const SEND_HIGH_WATER = 4 * 1024 * 1024;
+/**
+ * ...and start again once it is down to this many. Node's 'drain' waits for an empty
+ * queue, which leaves the link idle while the next piece is read from disk.
+ */
+const SEND_LOW_WATER = 1024 * 1024;
+/** Pieces read ahead of the one being sent, for a peer's queued requests. */
+const READ_AHEAD_PIECES = 2;
 /** A peer whose data failed the hash this many times (alone) is banned. */
 const BAN_AFTER_STRIKES = 2;
 
@@ -266,7 +273,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.picker.peerGone(peer.key);
     peer.outstanding.clear();
     if (peer.bitfieldSeen) this.picker.peerLostPieces((i) => peer.has.has(i));
-    if (this.superSeed) this.sendOffers(this.superSeed.peerLeft(peer.key));
+    if (this.superSeed && peer.bitfieldSeen) this.sendOffers(this.superSeed.peerLeft(peer.key));
     if (!peer.amChoking) this.scheduleChoke();
     // Its requests may have been the last ones for some blocks: hand them to others.
     for (const p of this.peers.values()) this.fillRequests(p);
@@ -402,7 +409,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     const depth = peer.pipelineDepth(this.picker.blockLength);
     const want = depth - peer.outstanding.size;
     // Top up in batches: one write of many requests beats many writes of one.
-    if (want <= 0 || (peer.outstanding.size > 0 && want < Math.min(8, depth >> 2))) return;
+    if (want <= 0 || (peer.outstanding.size > 0 && want < depth >> 3)) return;
     const out = this.scratch;
     out.length = 0;
     this.picker.pick({ key: peer.key, has: (i) => peer.has.has(i) }, want, out);
@@ -552,6 +559,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
           },
           (err: Error) => this.fail(err),
         );
+        this.readAhead(peer, r.index);
         return;
       }
       if (!this.o.uploadGate.takeSync(r.length)) {
@@ -566,10 +574,37 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     }
   }
 
+  /** Starts reading the next pieces this peer asked for, so the disk works while the socket sends. */
+  private readAhead(peer: Peer, current: number): void {
+    let started = 0;
+    let last = current;
+    for (let i = peer.incomingHead; i < peer.incoming.length && started < READ_AHEAD_PIECES; i++) {
+      const index = peer.incoming[i]!.index;
+      if (index === last) continue;
+      last = index;
+      started++;
+      this.readCache.load(index).catch(() => undefined);
+    }
+  }
+
   private sendBlock(peer: Peer, piece: Buffer): void {
     const r = peer.nextIncoming();
     if (!r || peer.amChoking) return;
-    peer.conn.sendPiece(r.index, r.begin, piece.subarray(r.begin, r.begin + r.length));
+    const block = piece.subarray(r.begin, r.begin + r.length);
+    const unpin = this.readCache.pin(r.index);
+    if (!peer.flushWatch && peer.conn.queuedBytes >= SEND_LOW_WATER) {
+      // When this block reaches the kernel, the queue is about SEND_LOW_WATER shorter:
+      // time to queue more, well before it runs dry.
+      peer.flushWatch = true;
+      peer.conn.sendPiece(r.index, r.begin, block, () => {
+        unpin();
+        peer.flushWatch = false;
+        this.serve(peer);
+      });
+    } else {
+      peer.conn.sendPiece(r.index, r.begin, block, unpin);
+    }
+    if (r.begin + r.length === piece.length) this.readAhead(peer, r.index);
     peer.upload.add(r.length);
     peer.uploadedSinceUnchoke += r.length;
     this.uploaded.add(r.length);
@@ -656,6 +691,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       }
       if (peer.amInterested) this.updateInterest(peer);
       this.fillRequests(peer);
+    }
+    if (process.env.SWARMSHIP_TRACE) {
+      for (const p of this.peers.values()) {
+        process.stderr.write(`TRACE t=${this.ticks} out=${p.outstanding.size} depth=${p.pipelineDepth(16384)} ss=${p.slowStart} in=${p.pendingIncoming} q=${p.conn.queuedBytes} partials=${this.picker.partialPieces} bufs=${this.buffers.available} rate=${(p.download.rate() / 1e6).toFixed(0)} up=${(p.upload.rate() / 1e6).toFixed(0)} choked=${p.peerChoking}/${p.amChoking} int=${p.amInterested}/${p.peerInterested} reading=${p.reading} fw=${p.flushWatch}\n`);
+      }
     }
     if (this.ticks % CHOKE_EVERY_TICKS === 0) this.runChoker();
     this.connectToPeers();

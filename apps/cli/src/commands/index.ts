@@ -1,5 +1,7 @@
 import type { Command } from '../command.js';
 import { trackerCommand } from './tracker.js';
+import { seedCommand } from './seed.js';
+import { downloadCommand } from './download.js';
 import { createCommand } from './create.js';
 import { infoCommand } from './info.js';
 
@@ -7,5 +9,7 @@ import { infoCommand } from './info.js';
 export const commands: Command[] = [
   createCommand,
   infoCommand,
+  seedCommand,
+  downloadCommand,
   trackerCommand,
 ];

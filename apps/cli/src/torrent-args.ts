@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+import { parseTorrent } from '../../../libs/metainfo/src/parse.js';
+import type { Metainfo } from '../../../libs/metainfo/src/metainfo.js';
+import type { PeerAddress } from '../../../libs/engine/src/peer-book.js';
+import { InputError, UsageError } from './command.js';
+
+/** Reads and validates a .torrent; any fault is one line naming it (exit 2). */
+export async function loadTorrentFile(path: string): Promise<{ metainfo: Metainfo; bytes: Buffer }> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new InputError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return { metainfo: parseTorrent(bytes), bytes };
+  } catch (err) {
+    throw new InputError(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/** `host:port` or `[v6]:port`, as given to --peer. */
+export function parsePeerAddress(text: string): PeerAddress {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) throw new UsageError(`--peer ${text}: expected host:port or [ipv6]:port`);
+  return { host: m[1]!, port };
+}
+
+export function parsePeers(values: unknown): PeerAddress[] {
+  const list = Array.isArray(values) ? values : values === undefined ? [] : [values];
+  return list.map((v) => parsePeerAddress(String(v)));
+}
+
+export function parsePort(text: unknown, flag = '--port'): number {
+  if (text === undefined) return 0;
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`${flag} ${String(text)}: expected a port number 0-65535`);
+  return port;
+}
+
+const RATE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3,
+  kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8,
+};
+
+/** A rate in bytes per second: `50MB`, `200mbit`, `1GiB`; 0 or absent means unlimited. */
+export function parseRate(text: unknown, flag: string): number {
+  if (text === undefined) return Infinity;
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)(?:\/s)?$/i.exec(String(text).trim());
+  const unit = m ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new UsageError(`${flag} ${String(text)}: expected a rate such as 50MB, 200mbit or 1GiB (per second)`);
+  const rate = Number(m[1]) * unit;
+  return rate === 0 ? Infinity : rate;
+}
