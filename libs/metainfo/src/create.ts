@@ -1,5 +1,6 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { encode, type Encodable } from '../../bencode/src/index.js';
 import { HashPool } from '../../hashing/src/index.js';
@@ -56,7 +57,7 @@ const AUTO_MAX_PIECES = 2000;
 /**
  * The piece length for `totalBytes` when none is given: the smallest power of two that
  * keeps the torrent at 2000 pieces or fewer, within [256 KiB, 16 MiB]. A torrent then has
- * 1000–2000 pieces from 256 MB to 32 GB; artifacts of 1–16 GB get the 1–8 MiB pieces that
+ * 1000–2000 pieces from 500 MiB to 32 GiB; artifacts of 1–16 GB get the 1–8 MiB pieces that
  * move well between fleet nodes (fewer hash jobs and `have` messages than small pieces,
  * yet enough pieces for every node to have something to trade early on).
  */
@@ -210,119 +211,148 @@ const SLOT_TARGET = 4 * MIB;
 /** The ring's total size; it always holds at least two slots. */
 const RING_TARGET = 64 * MIB;
 
-interface Slot {
-  buf: Buffer;
-  /** Settles when every piece in the slot is hashed and the slot may be refilled. */
-  hashed: Promise<void>;
-}
-
 /**
  * Reads the files as one stream into the ring and hashes each piece in place on the pool.
- * The reader runs ahead while slots are free, so the workers never wait for the disk when
- * it is faster than they are, and the main thread copies nothing.
+ *
+ * Every free slot has its read in flight at once (libuv runs several on its thread pool):
+ * with the cores busy hashing, a single read at a time would wait for the main thread to
+ * be scheduled after each one and starve the workers. The main thread copies nothing.
  */
 async function hashPieces(files: SourceFile[], total: number, pieceLength: number, pool: HashPool, opts: CreateTorrentOptions): Promise<Buffer> {
   const pieceCount = Math.ceil(total / pieceLength);
   const pieces = Buffer.alloc(pieceCount * 20);
   const piecesPerSlot = Math.max(1, Math.floor(SLOT_TARGET / pieceLength));
-  const slotBytes = Math.min(piecesPerSlot * pieceLength, Math.ceil(total / pieceLength) * pieceLength);
+  const slotBytes = Math.min(piecesPerSlot * pieceLength, pieceCount * pieceLength);
   const slotCount = Math.min(Math.ceil(total / slotBytes), Math.max(2, Math.floor(RING_TARGET / slotBytes)));
-  const ring: Slot[] = Array.from({ length: slotCount }, () => ({ buf: Buffer.from(new SharedArrayBuffer(slotBytes)), hashed: Promise.resolve() }));
+  const ring = Array.from({ length: slotCount }, () => ({ buf: Buffer.from(new SharedArrayBuffer(slotBytes)), done: Promise.resolve() }));
 
   const reader = new StreamReader(files);
+  let failure: unknown;
   let hashedBytes = 0;
-  let nextPiece = 0;
+
+  async function fill(buf: Buffer, firstPiece: number, bytes: number): Promise<void> {
+    await reader.readAt(buf, firstPiece * pieceLength, bytes);
+    const jobs: Promise<void>[] = [];
+    for (let k = 0; k * pieceLength < bytes; k++) {
+      const view = buf.subarray(k * pieceLength, Math.min(bytes, (k + 1) * pieceLength));
+      jobs.push(pool.sha1(view).then((digest) => void digest.copy(pieces, (firstPiece + k) * 20)));
+    }
+    await Promise.all(jobs);
+    hashedBytes += bytes;
+    opts.onProgress?.(hashedBytes, total);
+  }
+
   try {
-    for (let s = 0; nextPiece < pieceCount; s++) {
+    for (let s = 0, nextPiece = 0; nextPiece < pieceCount; s++) {
       const slot = ring[s % slotCount]!;
-      await slot.hashed;
+      await slot.done;
+      if (failure !== undefined) throw failure;
       opts.signal?.throwIfAborted();
       const bytes = Math.min(slotBytes, total - nextPiece * pieceLength);
-      await reader.read(slot.buf, bytes);
-      const first = nextPiece;
-      const count = Math.ceil(bytes / pieceLength);
-      const jobs: Promise<void>[] = [];
-      for (let k = 0; k < count; k++) {
-        const view = slot.buf.subarray(k * pieceLength, Math.min(bytes, (k + 1) * pieceLength));
-        jobs.push(pool.sha1(view).then((digest) => void digest.copy(pieces, (first + k) * 20)));
-      }
-      slot.hashed = Promise.all(jobs).then(() => {
-        hashedBytes += bytes;
-        opts.onProgress?.(hashedBytes, total);
-      });
-      // Awaited when the slot comes round again or at the end; this only keeps a failure
-      // in a slot we never return to from being reported as unhandled.
-      slot.hashed.catch(() => undefined);
-      nextPiece += count;
+      // Failures are kept for the loop to throw, so none goes unhandled meanwhile.
+      slot.done = fill(slot.buf, nextPiece, bytes).catch((err: unknown) => void (failure ??= err));
+      nextPiece += piecesPerSlot;
     }
-    await Promise.all(ring.map((slot) => slot.hashed));
-    await reader.finish();
+    await Promise.all(ring.map((slot) => slot.done));
+    if (failure !== undefined) throw failure;
   } finally {
+    await Promise.all(ring.map((slot) => slot.done));
     await reader.close();
   }
   return pieces;
 }
 
-/** The files, one after the other, as a single byte stream read positionally. */
+/**
+ * The files, one after the other, as a single byte stream read positionally. Each file
+ * stays open while reads of it are outstanding and is checked for changes when its last
+ * byte has been read.
+ */
 class StreamReader {
-  private index = 0;
-  private offset = 0;
-  private handle: Awaited<ReturnType<typeof open>> | undefined;
+  /** Where each file starts in the stream. */
+  private readonly starts: number[] = [];
+  /** Bytes of each file not read yet. */
+  private readonly unread: number[];
+  private readonly handles = new Map<number, Promise<FileHandle>>();
 
-  constructor(private readonly files: SourceFile[]) {}
+  constructor(private readonly files: SourceFile[]) {
+    let offset = 0;
+    for (const f of files) {
+      this.starts.push(offset);
+      offset += f.length;
+    }
+    this.unread = files.map((f) => f.length);
+  }
 
-  /** Fills `into[0, bytes)` with the next bytes of the stream. */
-  async read(into: Buffer, bytes: number): Promise<void> {
+  /** Fills `into[0, bytes)` with the stream's bytes from `position`. */
+  async readAt(into: Buffer, position: number, bytes: number): Promise<void> {
+    let i = this.fileAt(position);
     let filled = 0;
     while (filled < bytes) {
-      const file = this.files[this.index]!;
-      if (this.offset === file.length) {
-        await this.endFile();
-        continue;
+      const file = this.files[i]!;
+      const fileOffset = position + filled - this.starts[i]!;
+      const length = Math.min(bytes - filled, file.length - fileOffset);
+      if (length > 0) {
+        await this.readFile(i, into, filled, length, fileOffset);
+        filled += length;
       }
-      if (!this.handle) {
-        try {
-          this.handle = await open(file.fsPath, 'r');
-        } catch (err) {
-          throw unreadable(file.fsPath, err);
-        }
-      }
-      const want = Math.min(bytes - filled, file.length - this.offset);
+      i++;
+    }
+  }
+
+  /** The file holding stream byte `position` (the last such one, skipping empty files). */
+  private fileAt(position: number): number {
+    let lo = 0;
+    let hi = this.files.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.starts[mid]! <= position) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private async readFile(i: number, into: Buffer, at: number, length: number, fileOffset: number): Promise<void> {
+    const file = this.files[i]!;
+    let handlePromise = this.handles.get(i);
+    if (!handlePromise) {
+      handlePromise = open(file.fsPath, 'r');
+      // Kept even if it fails, so close() sees it; the failure is reported below.
+      handlePromise.catch(() => undefined);
+      this.handles.set(i, handlePromise);
+    }
+    let handle: FileHandle;
+    try {
+      handle = await handlePromise;
+    } catch (err) {
+      throw unreadable(file.fsPath, err);
+    }
+    let done = 0;
+    while (done < length) {
       let got: number;
       try {
-        ({ bytesRead: got } = await this.handle.read(into, filled, want, this.offset));
+        ({ bytesRead: got } = await handle.read(into, at + done, length - done, fileOffset + done));
       } catch (err) {
         throw unreadable(file.fsPath, err);
       }
       if (got === 0) throw new CreateTorrentError('changed', `${file.fsPath} shrank while it was being hashed`, file.fsPath);
-      filled += got;
-      this.offset += got;
+      done += got;
     }
-  }
-
-  /** Checks the last files once everything is read (the loop stops at the last byte). */
-  async finish(): Promise<void> {
-    while (this.index < this.files.length) await this.endFile();
-  }
-
-  private async endFile(): Promise<void> {
-    const file = this.files[this.index]!;
-    if (this.handle) {
-      const st = await this.handle.stat();
-      await this.handle.close();
-      this.handle = undefined;
+    this.unread[i]! -= length;
+    if (this.unread[i] === 0) {
+      this.handles.delete(i);
+      const st = await handle.stat();
+      await handle.close();
       // The size and mtime seen when listing must still hold, or the hashes describe
       // bytes that no longer exist.
       if (st.size !== file.length || st.mtimeMs !== file.mtimeMs) {
         throw new CreateTorrentError('changed', `${file.fsPath} changed while it was being hashed`, file.fsPath);
       }
     }
-    this.index++;
-    this.offset = 0;
   }
 
   async close(): Promise<void> {
-    await this.handle?.close().catch(() => undefined);
-    this.handle = undefined;
+    const open = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(open.map((p) => p.then((h) => h.close()).catch(() => undefined)));
   }
 }

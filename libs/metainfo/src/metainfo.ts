@@ -23,7 +23,7 @@ export interface Metainfo {
   name: string;
   pieceLength: number;
   pieceCount: number;
-  /** 20 bytes per piece. */
+  /** 20 bytes per piece; a view into the parsed bytes. */
   pieceHashes: Buffer;
   /** Total bytes of all files. */
   length: number;
@@ -39,7 +39,7 @@ export interface Metainfo {
   createdBy?: string;
   /** Seconds since the Unix epoch. */
   creationDate?: number;
-  /** The bencoded info dictionary exactly as it appeared (its own copy, not the input's). */
+  /** The bencoded info dictionary exactly as it appeared: a view into the parsed bytes. */
   rawInfo: Buffer;
 }
 

@@ -26,7 +26,8 @@ const NOT_CANONICAL: ReadonlySet<BencodeErrorCode> = new Set(['bad-integer', 'in
  * Unknown keys are ignored (BEP 3 asks for that). Files are checked to stay inside the
  * torrent's directory and not to collide, since their paths end up on every node's disk.
  *
- * The result does not share memory with `buf`.
+ * `rawInfo` and `pieceHashes` are views into `buf`, not copies (the pieces of a large
+ * torrent are 100 MB and more): do not change or reuse `buf` while the result is in use.
  */
 export function parseTorrent(buf: Uint8Array): Metainfo {
   try {
@@ -92,10 +93,7 @@ function parse(buf: Buffer): Metainfo {
     isPrivate = p === 1;
   }
 
-  // One copy of the info dictionary; the piece hashes are a view into it.
-  const rawInfo = Buffer.from(buf.subarray(infoSpan.start, infoSpan.end));
-  const piecesAt = pieces.byteOffset - buf.byteOffset - infoSpan.start;
-  const pieceHashes = rawInfo.subarray(piecesAt, piecesAt + pieces.length);
+  const rawInfo = buf.subarray(infoSpan.start, infoSpan.end);
   const infoHash = infoHashOf(rawInfo);
 
   const m: Metainfo = {
@@ -104,7 +102,7 @@ function parse(buf: Buffer): Metainfo {
     name,
     pieceLength,
     pieceCount,
-    pieceHashes,
+    pieceHashes: pieces,
     length,
     files,
     singleFile: hasLength,
