@@ -133,6 +133,18 @@ describe('createTorrent of a directory', () => {
     expectPiecesOf(metainfo, Buffer.concat(order.map((p) => files[p]!)));
   });
 
+  it('reads many files spread over many ring slots at once, in the right places', async () => {
+    const root = join(dir, 'many');
+    const tree: Record<string, Buffer> = {};
+    for (let i = 0; i < 300; i++) tree[`d${i % 7}/f${String(i).padStart(3, '0')}`] = pseudoRandomBytes((i * 7919) % 150_001, 1000 + i);
+    await makeTree(root, tree);
+    const { metainfo } = await createTorrent(root, { pieceLength: 16_384, hashPool: pool });
+    const paths = metainfo.files.map((f) => f.path.join('/'));
+    expect(paths).toEqual(Object.keys(tree).sort());
+    expect(metainfo.length).toBeGreaterThan(16 * 1024 * 1024);
+    expectPiecesOf(metainfo, Buffer.concat(paths.map((p) => tree[p]!)));
+  });
+
   it('follows symlinks to files and directories, as mktorrent does', async () => {
     const root = join(dir, 'with-links');
     await makeTree(root, { 'real/data.bin': pseudoRandomBytes(20_000, 20) });
