@@ -31,7 +31,11 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
       return;
     }
     events.push(e);
-    for (const w of [...waiters]) if (w.pred(e)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(e));
+    for (const w of [...waiters]) {
+      if (!w.pred(e)) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(e);
+    }
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
@@ -44,7 +48,13 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`timed out waiting for an event; stderr:\n${err}`)), timeoutMs);
-        waiters.push({ pred, resolve: (e) => (clearTimeout(t), resolve(e)) });
+        waiters.push({
+          pred,
+          resolve: (e) => {
+            clearTimeout(t);
+            resolve(e);
+          },
+        });
         void exited.then((code) => reject(new Error(`swarmship ${args[0]} exited with ${code} before the event; stderr:\n${err}`)));
       });
     },

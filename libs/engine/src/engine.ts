@@ -11,7 +11,7 @@ import { PeerConnection, type ConnectionHandler } from './peer-connection.js';
 import type { PeerAddress } from './peer-book.js';
 import { FileStorage, layoutFiles, placeFiles, type PieceStorage } from './storage.js';
 import { RateGate } from './token-bucket.js';
-import { Torrent, type TorrentInfo } from './torrent.js';
+import { DEFAULT_WRITE_BUFFER_BYTES, Torrent, type TorrentInfo } from './torrent.js';
 import type { ChokerSettings } from './choker.js';
 
 export const CLIENT_VERSION = '0.1.0';
@@ -160,7 +160,7 @@ export class Engine implements ConnectionHandler {
       superSeed: options.superSeed ?? false,
       maxPeers: this.options.maxPeersPerTorrent ?? 80,
       choker: this.options.choker ?? {},
-      writeBufferBytes: this.options.writeBufferBytes ?? 64 * 1024 * 1024,
+      writeBufferBytes: this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
       clientName: `swarmship ${CLIENT_VERSION}`,
     });
     this.torrents.set(key, torrent);

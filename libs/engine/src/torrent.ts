@@ -85,6 +85,12 @@ export interface PeerStats {
   peerChoking: boolean;
 }
 
+/**
+ * Memory for pieces being assembled, hashed and written. 32 MiB holds two thousand
+ * blocks in flight, more than three seconds at 300 MB/s from one peer, and keeps an
+ * agent well under its memory target.
+ */
+export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
 const TICK_MS = 1000;
 const CHOKE_EVERY_TICKS = 10;
 const KEEPALIVE_AFTER_MS = 90_000;
@@ -127,6 +133,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   private chokerState: ChokerState = INITIAL_CHOKER_STATE;
   private chokeScheduled = false;
   private superSeed: SuperSeedPolicy | undefined;
+  /** While super-seeding: the pieces each peer has been told we have, by peer key. */
+  private readonly shown = new Map<string, Bitfield>();
   private readonly banned = new Set<string>();
   private readonly strikes = new Map<string, number>();
   private readonly connecting = new Set<PeerConnection>();
@@ -149,7 +157,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.have = options.have;
     this.book = new PeerBook(options.clock, options.random);
     const pieceLength = this.info.pieceLength;
-    const writeBudget = options.writeBufferBytes ?? 64 * 1024 * 1024;
+    const writeBudget = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
     const maxPartials = Math.max(4, Math.min(512, Math.floor(writeBudget / pieceLength)));
     this.picker = new PiecePicker({
       pieceCount: this.info.pieceCount,
@@ -162,7 +170,9 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.buffers = new PieceBufferPool(pieceLength, maxPartials);
     this.readCache = new PieceReadCache(options.storage, pieceLength, (i) => this.picker.pieceSize(i), options.readCacheBytes ?? 32 * 1024 * 1024);
     this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
-    if (options.superSeed && this.have.complete) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random);
+    // One piece cannot be offered without completing the peer's view of us at once,
+    // which libtorrent answers by disconnecting (see offer()); seed it normally.
+    if (options.superSeed && this.have.complete && this.info.pieceCount > 1) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random);
     this.downloaded = new RateMeter(this.clock);
     this.uploaded = new RateMeter(this.clock);
   }
@@ -273,6 +283,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.picker.peerGone(peer.key);
     peer.outstanding.clear();
     if (peer.bitfieldSeen) this.picker.peerLostPieces((i) => peer.has.has(i));
+    this.shown.delete(peer.key);
     if (this.superSeed && peer.bitfieldSeen) this.sendOffers(this.superSeed.peerLeft(peer.key));
     if (!peer.amChoking) this.scheduleChoke();
     // Its requests may have been the last ones for some blocks: hand them to others.
@@ -367,8 +378,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     else if (m?.type === 'have-all') peer.has = Bitfield.full(this.info.pieceCount);
     this.picker.peerHasPieces((i) => peer.has.has(i));
     if (this.superSeed) {
-      const offers = this.superSeed.peerJoined(peer.key, peer.has);
-      for (const index of offers) peer.conn.send({ type: 'have', index });
+      this.offer(peer, this.superSeed.peerJoined(peer.key, peer.has));
     }
     if (peer.isSeed && this.complete) {
       peer.conn.destroy(undefined);
@@ -523,9 +533,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   // ---- uploading ------------------------------------------------------------------
 
   private onRequest(peer: Peer, r: BlockRef): void {
-    const refuse = () => peer.conn.supportsFast && peer.conn.send({ type: 'reject', ...r });
+    // Not `{ type: 'reject', ...r }`: r is the request message, and its own `type` would
+    // win, sending the peer a request instead of the reject it waits for.
+    const refuse = () => peer.conn.supportsFast && peer.conn.send({ type: 'reject', index: r.index, begin: r.begin, length: r.length });
     if (peer.amChoking || !this.have.has(r.index)) return void refuse();
-    if (this.superSeed && !this.superSeed.mayServe(peer.key, r.index)) return void refuse();
+    if (this.superSeed && !this.superSeed.mayServe(peer.key, r.index) && !this.shown.get(peer.key)?.has(r.index)) return void refuse();
     if (r.length === 0 || r.begin + r.length > this.picker.pieceSize(r.index)) {
       return peer.conn.destroy(new Error(`request outside piece ${r.index}: ${r.begin}+${r.length}`));
     }

@@ -141,9 +141,16 @@ describe('PiecePicker', () => {
           const have = new Set<number>();
           for (const [op, x] of ops) {
             const i = x % n;
-            if (op === 'inc') (picker.peerHasPiece(i), avail[i]++);
-            else if (op === 'dec' && avail[i] > 0) (picker.peerLostPiece(i), avail[i]--);
-            else if (op === 'have') (picker.markVerified(i), have.add(i));
+            if (op === 'inc') {
+              picker.peerHasPiece(i);
+              avail[i]++;
+            } else if (op === 'dec' && avail[i] > 0) {
+              picker.peerLostPiece(i);
+              avail[i]--;
+            } else if (op === 'have') {
+              picker.markVerified(i);
+              have.add(i);
+            }
           }
           const order = picker.wantedOrder();
           expect(order.slice().sort((a, b) => a - b)).toEqual([...Array(n).keys()].filter((i) => !have.has(i)));
