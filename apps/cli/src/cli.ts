@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
+import { SWARMSHIP_VERSION } from '../../../libs/contracts/src/version.js';
 import { commands } from './commands/index.js';
 import { EXIT_FAILURE, EXIT_USAGE, InputError, UsageError, type Command, type CommandIo } from './command.js';
 
-const VERSION = '0.1.0';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -27,7 +27,7 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
     return name ? 0 : EXIT_USAGE;
   }
   if (name === '--version' || name === '-V') {
-    io.stdout.write(`${VERSION}\n`);
+    io.stdout.write(`${SWARMSHIP_VERSION}\n`);
     return 0;
   }
   const command = commands.find((c) => c.name === name);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { HashPool } from '../../hashing/src/hash-pool.js';
+import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
 import type { Handshake, ProtocolError, WireMessage } from '../../wire/src/messages.js';
 import { Bitfield } from './bitfield.js';
 import { checkPieces } from './check.js';
@@ -14,9 +15,8 @@ import { RateGate } from './token-bucket.js';
 import { DEFAULT_WRITE_BUFFER_BYTES, Torrent, type TorrentInfo } from './torrent.js';
 import type { ChokerSettings } from './choker.js';
 
-export const CLIENT_VERSION = '0.1.0';
-/** Azureus-style peer id prefix: client SW, version 0.1.0. */
-const PEER_ID_PREFIX = '-SW0010-';
+/** Azureus-style peer id prefix: client SW, then four version digits (0.1.0 → 0010). */
+const PEER_ID_PREFIX = `-SW${SWARMSHIP_VERSION.split('.').map((n) => n.slice(-1)).join('').padStart(4, '0')}-`;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface EngineOptions {
@@ -161,7 +161,7 @@ export class Engine implements ConnectionHandler {
       maxPeers: this.options.maxPeersPerTorrent ?? 80,
       choker: this.options.choker ?? {},
       writeBufferBytes: this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
-      clientName: `swarmship ${CLIENT_VERSION}`,
+      clientName: `swarmship ${SWARMSHIP_VERSION}`,
     });
     this.torrents.set(key, torrent);
     torrent.start();

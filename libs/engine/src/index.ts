@@ -1,4 +1,4 @@
-export { Engine, CLIENT_VERSION, type EngineOptions, type AddTorrentOptions, type TorrentDescriptor } from './engine.js';
+export { Engine, type EngineOptions, type AddTorrentOptions, type TorrentDescriptor } from './engine.js';
 export { Torrent, type TorrentInfo, type TorrentStats, type PeerStats } from './torrent.js';
 export { Bitfield } from './bitfield.js';
 export { PiecePicker } from './piece-picker.js';

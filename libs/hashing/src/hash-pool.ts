@@ -120,7 +120,8 @@ class PoolWorker {
   }
 
   async terminate(): Promise<void> {
-    this.pending.clear();
+    // Whoever still awaits a digest learns the pool is gone rather than waiting forever.
+    this.failAll(new Error('hash pool is closed'));
     await this.worker.terminate();
   }
 }

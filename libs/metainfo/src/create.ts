@@ -6,8 +6,8 @@ import { encode, type Encodable } from '../../bencode/src/index.js';
 import { HashPool } from '../../hashing/src/index.js';
 import { isValidPieceLength, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, unsafePathElement, type Metainfo } from './metainfo.js';
 import { parseTorrent } from './parse.js';
+import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
 
-const VERSION = '0.1.0';
 
 export interface CreateTorrentOptions {
   /** A power of two from 16 KiB to 512 MiB; chosen by `choosePieceLength` when absent. */
@@ -136,7 +136,7 @@ export async function createTorrent(path: string, opts: CreateTorrentOptions = {
     announce: trackers[0],
     'announce-list': trackers.length > 1 ? trackers.map((t) => [t]) : undefined,
     comment: opts.comment,
-    'created by': opts.createdBy ?? `swarmship/${VERSION}`,
+    'created by': opts.createdBy ?? `swarmship/${SWARMSHIP_VERSION}`,
     'creation date': creationDate,
     info,
     'url-list': opts.urlList?.length ? opts.urlList : undefined,

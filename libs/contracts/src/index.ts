@@ -1,0 +1,1 @@
+export { SWARMSHIP_VERSION } from './version.js';
