@@ -8,6 +8,8 @@ export interface ProgressFields {
   peers?: number;
   /** A word for what is happening: hashing, downloading, seeding… */
   phase?: string;
+  /** Bytes sent to peers so far (torrents only). */
+  uploaded?: number;
 }
 
 export interface ProgressReporter {
@@ -49,7 +51,7 @@ export function progressReporter(io: CommandIo, opts: { json: boolean; label: st
     if (opts.json) {
       io.stdout.write(JSON.stringify({
         event: 'progress', label: opts.label, phase: fields.phase, done: fields.done, total: opts.total,
-        percent: Math.round(fraction * 1000) / 10, rateBytesPerSecond: Math.round(rate), peers: fields.peers,
+        percent: Math.round(fraction * 1000) / 10, rateBytesPerSecond: Math.round(rate), peers: fields.peers, uploadedBytes: fields.uploaded,
         etaSeconds: Number.isFinite(eta) ? Math.round(eta) : null, elapsedSeconds: Math.round((t - started) / 100) / 10,
       }) + '\n');
       return;

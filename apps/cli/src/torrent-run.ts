@@ -45,7 +45,7 @@ export function watchTorrent(io: CommandIo, torrent: Torrent, json: boolean, lab
   const reporter = progressReporter(io, { json, label, total: torrent.info.length });
   const draw = () => {
     const s = torrent.stats();
-    reporter.update({ done: s.verifiedBytes, rate: s.complete ? s.uploadRate : s.downloadRate, peers: s.peers, phase: phase() });
+    reporter.update({ done: s.verifiedBytes, rate: s.complete ? s.uploadRate : s.downloadRate, peers: s.peers, phase: phase(), uploaded: s.uploadedBytes });
   };
   const timer = setInterval(draw, 200);
   draw();
