@@ -668,8 +668,25 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   private sendOffers(offers: Map<string, number[]>): void {
     for (const [key, pieces] of offers) {
       const peer = this.peers.get(key);
-      if (peer) for (const index of pieces) peer.conn.send({ type: 'have', index });
+      if (peer) this.offer(peer, pieces);
     }
+  }
+
+  /**
+   * Sends HAVEs for `pieces` (ones the peer lacks). libtorrent disconnects a peer whose
+   * HAVE completes its set while it is not interested, and checks that before the HAVE
+   * makes it interested; offered one at a time, a leecher's last piece always arrives
+   * so, and it never finishes. So a peer's last unshown piece is never sent alone: it
+   * goes right behind the offer before it, which the peer still wants. It may be served
+   * from then on, ahead of the policy's own offer of it.
+   */
+  private offer(peer: Peer, pieces: number[]): void {
+    if (pieces.length === 0) return;
+    let shown = this.shown.get(peer.key);
+    if (!shown) this.shown.set(peer.key, (shown = new Bitfield(this.info.pieceCount)));
+    for (const index of pieces) if (shown.set(index)) peer.conn.send({ type: 'have', index });
+    if (shown.count !== this.info.pieceCount - 1) return;
+    for (let i = 0; i < this.info.pieceCount; i++) if (shown.set(i)) peer.conn.send({ type: 'have', index: i });
   }
 
   /** A full copy exists outside us: announce everything and seed normally. */
@@ -678,8 +695,13 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (!policy) return;
     this.superSeed = undefined;
     for (const peer of this.peers.values()) {
-      for (let i = 0; i < this.info.pieceCount; i++) if (!policy.mayServe(peer.key, i)) peer.conn.send({ type: 'have', index: i });
+      const shown = this.shown.get(peer.key);
+      const unshown = (i: number) => !policy.mayServe(peer.key, i) && !shown?.has(i);
+      // Pieces it lacks first, so it is interested before the HAVE that completes its set.
+      for (let i = 0; i < this.info.pieceCount; i++) if (unshown(i) && !peer.has.has(i)) peer.conn.send({ type: 'have', index: i });
+      for (let i = 0; i < this.info.pieceCount; i++) if (unshown(i) && peer.has.has(i)) peer.conn.send({ type: 'have', index: i });
     }
+    this.shown.clear();
     this.emit('super-seed-ended');
   }
 
