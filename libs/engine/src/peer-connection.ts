@@ -1,8 +1,11 @@
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { WireDecoder, type WireDecoderSink } from '../../wire/src/decode.js';
 import { encodeHandshake, encodeMessage, encodePieceHeader, encodeRequests } from '../../wire/src/encode.js';
 import type { RateGate } from './token-bucket.js';
 import { Reserved, type BlockRef, type Handshake, type ProtocolError, type WireMessage } from '../../wire/src/messages.js';
+
+/** Per dialled connection: big enough that most 16 KiB blocks arrive whole in one read. */
+const READ_BUFFER_BYTES = 256 * 1024;
 
 /** Our reserved bits: the fast extension (BEP 6) and the extension protocol (BEP 10). */
 export function ourReservedBits(): Buffer {
@@ -42,30 +45,56 @@ export class PeerConnection implements WireDecoderSink {
   readGate: RateGate | undefined;
   private handshakeSent = false;
 
+  /**
+   * Dials a peer. The socket reads into one buffer of its own, reused for every read:
+   * a fresh 64 KiB allocation per read (Node's default) cost a leecher page faults and
+   * garbage collection on every chunk. Accepted sockets cannot do this (net.Server has
+   * no such option) and use the constructor directly.
+   */
+  static dial(host: string, port: number, handler: ConnectionHandler, now: () => number): PeerConnection {
+    let conn: PeerConnection | undefined;
+    const socket = connect({
+      host,
+      port,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+        callback: (n: number, buf: Uint8Array) => {
+          conn?.received(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      },
+    });
+    conn = new PeerConnection(socket, handler, true, now, true);
+    return conn;
+  }
+
   constructor(
     readonly socket: Socket,
     handler: ConnectionHandler,
     readonly outgoing: boolean,
     private readonly now: () => number,
+    reusesChunks = false,
   ) {
     this.handler = handler;
-    this.decoder = new WireDecoder(this, { expectHandshake: true });
+    this.decoder = new WireDecoder(this, { expectHandshake: true, reusesChunks });
     this.lastReceivedAt = this.lastSentAt = now();
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      this.bytesIn += chunk.length;
-      this.lastReceivedAt = this.now();
-      if (this.readGate && !this.readGate.takeSync(chunk.length)) {
-        // The bytes are here already; pausing makes TCP push back on the sender.
-        socket.pause();
-        this.readGate.take(chunk.length, () => socket.resume());
-      }
-      this.decoder.push(chunk);
-      if (!this.closed) this.handler.onChunkDone(this);
-    });
+    if (!reusesChunks) socket.on('data', (chunk: Buffer) => this.received(chunk));
     socket.on('drain', () => this.handler.onDrain(this));
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.destroy(undefined));
+  }
+
+  private received(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    this.lastReceivedAt = this.now();
+    if (this.readGate && !this.readGate.takeSync(chunk.length)) {
+      // The bytes are here already; pausing makes TCP push back on the sender.
+      this.socket.pause();
+      this.readGate.take(chunk.length, () => this.socket.resume());
+    }
+    this.decoder.push(chunk);
+    if (!this.closed) this.handler.onChunkDone(this);
   }
 
   get remoteAddress(): string {

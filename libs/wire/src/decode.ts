@@ -19,6 +19,12 @@ export interface WireDecoderOptions {
   maxRequestLength?: number;
   /** When known: piece indexes must be below it and a bitfield must be exactly ceil(n/8) bytes, spare bits zero. */
   pieceCount?: number;
+  /**
+   * The caller reuses each chunk's memory once push() returns (a socket reading into one
+   * fixed buffer). Bytes of a frame split across chunks are then copied when kept, and
+   * messages must be used or copied inside the callback.
+   */
+  reusesChunks?: boolean;
 }
 
 export interface WireDecoderSink {
@@ -53,6 +59,7 @@ export class WireDecoder {
   private readonly maxMessageLength: number;
   private readonly maxRequestLength: number;
   private pieceCount: number | undefined;
+  private readonly reusesChunks: boolean;
 
   private stage: number;
   /** Length-prefix bytes seen so far when the prefix is split across chunks (0..3). */
@@ -75,6 +82,7 @@ export class WireDecoder {
     this.maxRequestLength = positiveInteger('maxRequestLength', options.maxRequestLength ?? DEFAULT_MAX_REQUEST_LENGTH);
     if (options.pieceCount !== undefined) this.setPieceCount(options.pieceCount);
     this.stage = options.expectHandshake === false ? STAGE_LENGTH : STAGE_HANDSHAKE;
+    this.reusesChunks = options.reusesChunks === true;
   }
 
   get failed(): boolean {
@@ -166,7 +174,7 @@ export class WireDecoder {
           }
         }
         const take = Math.min(wanted, end - off);
-        this.parts.push(chunk.subarray(off, off + take));
+        this.keep(chunk.subarray(off, off + take), take === wanted);
         this.partsBytes += take;
         off += take;
         if (take === wanted) {
@@ -188,7 +196,7 @@ export class WireDecoder {
             return;
           }
         }
-        this.parts.push(chunk.subarray(off, off + take));
+        this.keep(chunk.subarray(off, off + take), this.partsBytes + take === HANDSHAKE_LENGTH);
         this.partsBytes += take;
         off += take;
         if (this.partsBytes === HANDSHAKE_LENGTH) {
@@ -197,6 +205,11 @@ export class WireDecoder {
         }
       }
     }
+  }
+
+  /** Keeps part of a split frame; a part used before push() returns needs no copy. */
+  private keep(part: Buffer, usedNow: boolean): void {
+    this.parts.push(this.reusesChunks && !usedNow ? Buffer.from(part) : part);
   }
 
   private takeParts(length: number): Buffer {
