@@ -9,6 +9,8 @@ export interface RunningCli {
   /** JSON lines printed on stdout, as they arrive. */
   events: Record<string, unknown>[];
   stderr: () => string;
+  /** Everything printed on stdout so far. */
+  stdout: () => string;
   /** Resolves with the first JSON event matching `pred`. */
   waitFor(pred: (e: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
@@ -21,7 +23,9 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Record<string, unknown>[] = [];
   let err = '';
+  let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const waiters: { pred: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     let e: Record<string, unknown>;
@@ -42,6 +46,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
     child,
     events,
     stderr: () => err,
+    stdout: () => out,
     exited,
     waitFor(pred, timeoutMs = 30_000) {
       const found = events.find(pred);
