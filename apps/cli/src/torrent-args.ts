@@ -53,3 +53,11 @@ export function parseRate(text: unknown, flag: string): number {
   const rate = Number(m[1]) * unit;
   return rate === 0 ? Infinity : rate;
 }
+
+/** --unchoke-slots: how many peers we upload to at once. */
+export function parseSlots(text: unknown): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--unchoke-slots ${String(text)}: expected a whole number from 1 to 1000`);
+  return n;
+}

@@ -11,8 +11,22 @@ export interface TorrentRun {
   announcing: Announcing | undefined;
 }
 
-export async function startEngine(opts: { host?: string; port: number; uploadRateLimit: number; downloadRateLimit: number }): Promise<Engine> {
-  const engine = new Engine({ host: opts.host, port: opts.port, uploadRateLimit: opts.uploadRateLimit, downloadRateLimit: opts.downloadRateLimit });
+export interface EngineFlags {
+  host?: string;
+  port: number;
+  uploadRateLimit: number;
+  downloadRateLimit: number;
+  unchokeSlots?: number;
+}
+
+export async function startEngine(opts: EngineFlags): Promise<Engine> {
+  const engine = new Engine({
+    host: opts.host,
+    port: opts.port,
+    uploadRateLimit: opts.uploadRateLimit,
+    downloadRateLimit: opts.downloadRateLimit,
+    ...(opts.unchokeSlots !== undefined ? { choker: { slots: opts.unchokeSlots } } : {}),
+  });
   try {
     await engine.listen();
   } catch (err) {

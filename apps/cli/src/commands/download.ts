@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command, CommandIo, ParsedValues } from '../command.js';
 import { EXIT_FAILURE, InputError } from '../command.js';
-import { loadTorrentFile, parsePeers, parsePort, parseRate } from '../torrent-args.js';
+import { loadTorrentFile, parsePeers, parsePort, parseRate, parseSlots } from '../torrent-args.js';
 import { startAnnouncing, startEngine, torrentSummary, watchTorrent } from '../torrent-run.js';
 import { progressReporter } from '../progress.js';
 import { StorageError } from '../../../../libs/engine/src/storage.js';
@@ -26,6 +26,7 @@ Options:
   --seed-after          Keep seeding once complete, until interrupted.
   --peer host:port      Dial this peer (repeatable; [v6]:port for IPv6).
   --download-limit RATE Cap download, e.g. 100MB, 800mbit. Default unlimited.
+  --unchoke-slots N     Peers to upload to at once (default 8, plus 1 optimistic).
   --upload-limit RATE   Cap upload. Default unlimited.
   --json                Progress and events as JSON lines on standard output.
   -h, --help            Show this help.
@@ -46,6 +47,7 @@ export const downloadCommand: Command = {
     peer: { type: 'string', multiple: true },
     'download-limit': { type: 'string' },
     'upload-limit': { type: 'string' },
+    'unchoke-slots': { type: 'string' },
     json: { type: 'boolean' },
   },
   positionals: [1, 1],
@@ -60,7 +62,7 @@ export const downloadCommand: Command = {
     const { metainfo } = await loadTorrentFile(torrentPath!);
     await ensureWritableDir(dir);
 
-    const engine = await startEngine({ host: values.host as string | undefined, port, uploadRateLimit, downloadRateLimit });
+    const engine = await startEngine({ host: values.host as string | undefined, port, uploadRateLimit, downloadRateLimit, unchokeSlots: parseSlots(values['unchoke-slots']) });
     try {
       const checking = progressReporter(io, { json, label: 'checking', total: metainfo.pieceCount });
       const torrent = await engine

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command, CommandIo, ParsedValues } from '../command.js';
-import { loadTorrentFile, parsePeers, parsePort, parseRate } from '../torrent-args.js';
+import { loadTorrentFile, parsePeers, parsePort, parseRate, parseSlots } from '../torrent-args.js';
 import { startAnnouncing, startEngine, torrentSummary, watchTorrent } from '../torrent-run.js';
 import { progressReporter } from '../progress.js';
 import { InputError } from '../command.js';
@@ -22,6 +22,7 @@ Options:
                         this seeder, then seed normally. Makes an origin send about one
                         copy of the data however many peers download it.
   --peer host:port      Dial this peer as well (repeatable; [v6]:port for IPv6).
+  --unchoke-slots N     Peers to upload to at once (default 8, plus 1 optimistic).
   --upload-limit RATE   Cap upload, e.g. 100MB, 800mbit. Default unlimited.
   --trust               Skip the check of the data (only if it was just hashed).
   --json                Progress and events as JSON lines on standard output.
@@ -42,6 +43,7 @@ export const seedCommand: Command = {
     'super-seed': { type: 'boolean' },
     peer: { type: 'string', multiple: true },
     'upload-limit': { type: 'string' },
+    'unchoke-slots': { type: 'string' },
     trust: { type: 'boolean' },
     json: { type: 'boolean' },
   },
@@ -52,7 +54,7 @@ export const seedCommand: Command = {
     const peers = parsePeers(values.peer);
     const uploadRateLimit = parseRate(values['upload-limit'], '--upload-limit');
     const { metainfo } = await loadTorrentFile(torrentPath!);
-    const engine = await startEngine({ host: values.host as string | undefined, port, uploadRateLimit, downloadRateLimit: Infinity });
+    const engine = await startEngine({ host: values.host as string | undefined, port, uploadRateLimit, downloadRateLimit: Infinity, unchokeSlots: parseSlots(values['unchoke-slots']) });
     try {
       const checking = progressReporter(io, { json, label: 'checking', total: metainfo.pieceCount });
       const torrent = await engine
