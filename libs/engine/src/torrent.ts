@@ -370,7 +370,12 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
 
   private bitfieldArrived(peer: Peer, m?: WireMessage): void {
     if (peer.bitfieldSeen) {
-      if (m) peer.conn.destroy(new Error(`${m.type} after the first message`));
+      // BEP 3 allows a bitfield only first, but aria2 sends one later in place of a run
+      // of HAVEs, and drops and bans a peer that disconnects it for that. A peer cannot
+      // lose pieces, so a late bitfield (or have-all) counts for the pieces it adds.
+      if (m?.type !== 'bitfield' && m?.type !== 'have-all') return;
+      const late = m.type === 'bitfield' ? new Bitfield(this.info.pieceCount, m.bitfield) : Bitfield.full(this.info.pieceCount);
+      for (let i = 0; i < this.info.pieceCount && !peer.conn.closed; i++) if (late.has(i)) this.peerHas(peer, i);
       return;
     }
     peer.bitfieldSeen = true;
