@@ -1,7 +1,8 @@
 /**
- * Buffers that assemble downloaded pieces, backed by SharedArrayBuffers so the hash
- * workers read them in place. A bounded pool: the count in use is what bounds the
- * engine's write-back memory, and reuse keeps large allocations off the hot path.
+ * Buffers that assemble downloaded pieces. A bounded pool: the count in use is what
+ * bounds the engine's write-back memory, and reuse keeps large allocations (and the
+ * garbage collector) off the hot path. Each buffer owns its whole ArrayBuffer, so it can
+ * be moved to a hash worker and back without a copy.
  */
 export class PieceBufferPool {
   private readonly free: Buffer[] = [];
@@ -16,16 +17,21 @@ export class PieceBufferPool {
     return this.capacity - this.inUse;
   }
 
-  /** A buffer of `size` bytes (≤ pieceLength), or undefined when the pool is spent. */
-  acquire(size: number): Buffer | undefined {
+  /** A whole-piece buffer, or undefined when the pool is spent. */
+  acquire(): Buffer | undefined {
     if (this.inUse >= this.capacity) return undefined;
     this.inUse++;
-    const whole = this.free.pop() ?? Buffer.from(new SharedArrayBuffer(this.pieceLength));
-    return whole.subarray(0, size);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.pieceLength);
   }
 
+  /** Returns a buffer (possibly a new view of memory that came back from a worker). */
   release(buf: Buffer): void {
     this.inUse--;
-    this.free.push(Buffer.from(buf.buffer, 0, this.pieceLength));
+    if (buf.length === this.pieceLength && buf.byteOffset === 0) this.free.push(buf);
+  }
+
+  /** A buffer that was moved away and never came back still frees its place. */
+  forget(): void {
+    this.inUse--;
   }
 }

@@ -1,6 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { close, constants, fstat, ftruncate, fdatasync, open, read, write } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
+import type { WriteSegment } from '../../hashing/src/hash-pool.js';
 
 /** One file of a torrent, placed on disk. */
 export interface StoredFile {
@@ -24,6 +25,11 @@ export interface PieceStorage {
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Flushes written data to stable storage. */
   sync(): Promise<void>;
+  /**
+   * Where the bytes at [offset, offset+length) live as descriptor writes, so another
+   * thread may write them itself; undefined when this storage has no descriptors.
+   */
+  segments?(offset: number, length: number): WriteSegment[] | undefined;
   close(): Promise<void>;
 }
 
@@ -172,6 +178,25 @@ export class FileStorage implements PieceStorage {
         done += bytesWritten;
       }
     });
+  }
+
+  segments(offset: number, length: number): WriteSegment[] | undefined {
+    if (!this.writable) return undefined;
+    const out: WriteSegment[] = [];
+    let from = 0;
+    for (let i = 0; i < this.files.length && from < length; i++) {
+      const f = this.files[i]!;
+      const at = offset + from;
+      if (at >= f.offset + f.length || f.length === 0) continue;
+      const len = Math.min(length - from, f.offset + f.length - at);
+      const fd = this.handles[i];
+      if (!f.pad) {
+        if (fd === undefined) return undefined;
+        out.push({ fd, position: at - f.offset, from, length: len });
+      }
+      from += len;
+    }
+    return out;
   }
 
   async sync(): Promise<void> {

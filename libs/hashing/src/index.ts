@@ -1,1 +1,1 @@
-export { HashPool } from './hash-pool.js';
+export { HashPool, type WriteSegment, type VerifyResult } from './hash-pool.js';
