@@ -52,20 +52,21 @@ export class PeerConnection implements WireDecoderSink {
    * no such option) and use the constructor directly.
    */
   static dial(host: string, port: number, handler: ConnectionHandler, now: () => number): PeerConnection {
-    let conn: PeerConnection | undefined;
+    // The socket exists before the connection object that its reads feed.
+    const ref: { conn?: PeerConnection } = {};
     const socket = connect({
       host,
       port,
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
         callback: (n: number, buf: Uint8Array) => {
-          conn?.received(Buffer.from(buf.buffer, buf.byteOffset, n));
+          ref.conn?.received(Buffer.from(buf.buffer, buf.byteOffset, n));
           return true;
         },
       },
     });
-    conn = new PeerConnection(socket, handler, true, now, true);
-    return conn;
+    ref.conn = new PeerConnection(socket, handler, true, now, true);
+    return ref.conn;
   }
 
   constructor(

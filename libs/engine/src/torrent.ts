@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { connect } from 'node:net';
 import type { HashPool } from '../../hashing/src/hash-pool.js';
 import { parseExtensionHandshake, encodeExtensionHandshake } from '../../wire/src/encode.js';
 import type { BlockRef, Handshake, ProtocolError, WireMessage } from '../../wire/src/messages.js';
@@ -12,7 +11,7 @@ import { PieceBufferPool } from './piece-buffers.js';
 import { PiecePicker } from './piece-picker.js';
 import { RateMeter } from './rate-meter.js';
 import { PieceReadCache } from './read-cache.js';
-import type { PieceStorage } from './storage.js';
+import { StorageError, type PieceStorage } from './storage.js';
 import { SuperSeedPolicy } from './super-seed.js';
 import type { RateGate } from './token-bucket.js';
 import { PeerBook, type PeerAddress } from './peer-book.js';
@@ -128,6 +127,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   private readonly clock: Clock;
   private readonly buffers: PieceBufferPool;
   private readonly assembling = new Map<number, Buffer>();
+  /** Pieces on their way through a hash worker (and maybe to disk). */
+  private readonly verifying = new Set<Promise<void>>();
   private readonly readCache: PieceReadCache;
   private readonly chokerSettings: ChokerSettings;
   private chokerState: ChokerState = INITIAL_CHOKER_STATE;
@@ -209,8 +210,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   }
 
   private dial(address: PeerAddress): void {
-    const socket = connect({ host: address.host, port: address.port });
-    const conn = new PeerConnection(socket, this, true, () => this.clock.now());
+    const conn = PeerConnection.dial(address.host, address.port, this, () => this.clock.now());
+    const socket = conn.socket;
     conn.readGate = this.o.downloadGate;
     conn.bookKey = this.book.keyOf(address);
     this.connecting.add(conn);
@@ -452,7 +453,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     }
     let buf = this.assembling.get(index);
     if (!buf) {
-      buf = this.buffers.acquire(size);
+      buf = this.buffers.acquire();
       if (!buf) {
         // Cannot happen while the picker's partial limit equals the pool size; refuse
         // the block rather than grow memory without bound.
@@ -468,21 +469,40 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         other.conn.send({ type: 'cancel', index, begin, length: block.length });
       }
     }
-    if (outcome.pieceComplete) void this.verifyAndStore(index, buf);
+    if (outcome.pieceComplete) {
+      this.assembling.delete(index);
+      const job = this.verifyAndStore(index, buf, size);
+      this.verifying.add(job);
+      void job.finally(() => this.verifying.delete(job));
+    }
   }
 
-  private async verifyAndStore(index: number, buf: Buffer): Promise<void> {
+  /**
+   * Hashes a complete piece and, if it matches, writes it: both on a hash worker when
+   * the storage has descriptors (the piece's memory moves there and back, no copy), else
+   * hash on a worker and write from here.
+   */
+  private async verifyAndStore(index: number, buf: Buffer, size: number): Promise<void> {
+    const expected = this.info.pieceHashes.subarray(index * 20, index * 20 + 20);
+    const offset = index * this.info.pieceLength;
     let ok = false;
     try {
-      const digest = await this.o.hashPool.sha1(buf);
-      ok = digest.equals(this.info.pieceHashes.subarray(index * 20, index * 20 + 20));
-      if (ok && !this.stopped) await this.o.storage.write(index * this.info.pieceLength, buf);
+      const segments = this.o.storage.segments?.(offset, size);
+      if (segments) {
+        const result = await this.o.hashPool.verifyAndWrite(buf, size, expected, segments);
+        buf = result.buffer;
+        if (result.writeError) throw new StorageError(`cannot write piece ${index}: ${result.writeError.code ?? result.writeError.message}`, result.writeError.code, '');
+        ok = result.ok;
+      } else {
+        const view = buf.subarray(0, size);
+        ok = (await this.o.hashPool.sha1(view)).equals(expected);
+        if (ok && !this.stopped) await this.o.storage.write(offset, view);
+      }
     } catch (err) {
-      this.assembling.delete(index);
-      this.buffers.release(buf);
+      if (buf.length === 0) this.buffers.forget();
+      else this.buffers.release(buf);
       return this.fail(err as Error);
     }
-    this.assembling.delete(index);
     this.buffers.release(buf);
     if (this.stopped) return;
     if (ok) {
@@ -493,7 +513,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       if (this.complete) await this.onDownloadComplete();
     } else {
       this.hashFailures++;
-      this.wastedBytes += buf.length;
+      this.wastedBytes += size;
       const contributors = this.picker.markFailed(index);
       for (const key of contributors) {
         const p = this.peers.get(key);
@@ -731,11 +751,6 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       if (peer.amInterested) this.updateInterest(peer);
       this.fillRequests(peer);
     }
-    if (process.env.SWARMSHIP_TRACE) {
-      for (const p of this.peers.values()) {
-        process.stderr.write(`TRACE t=${this.ticks} out=${p.outstanding.size} depth=${p.pipelineDepth(16384)} ss=${p.slowStart} in=${p.pendingIncoming} q=${p.conn.queuedBytes} partials=${this.picker.partialPieces} bufs=${this.buffers.available} rate=${(p.download.rate() / 1e6).toFixed(0)} up=${(p.upload.rate() / 1e6).toFixed(0)} choked=${p.peerChoking}/${p.amChoking} int=${p.amInterested}/${p.peerInterested} reading=${p.reading} fw=${p.flushWatch}\n`);
-      }
-    }
     if (this.ticks % CHOKE_EVERY_TICKS === 0) this.runChoker();
     this.connectToPeers();
   }
@@ -795,8 +810,10 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (this.ticker !== undefined) this.clock.clearInterval(this.ticker);
     for (const conn of this.connecting) conn.destroy(undefined);
     for (const p of this.peers.values()) p.conn.destroy(undefined);
-    // Pieces being verified or written finish on their own; their results are dropped.
     this.readCache.clear();
+    // Workers write through our descriptors: close them only once no write is in
+    // flight, or a reused descriptor number could send a piece into another file.
+    await Promise.allSettled([...this.verifying]);
     await this.o.storage.close();
   }
 }
