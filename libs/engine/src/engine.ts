@@ -108,7 +108,11 @@ export class Engine implements ConnectionHandler {
   private accept(socket: import('node:net').Socket): void {
     const conn = new PeerConnection(socket, this, false, () => this.clock.now());
     this.pending.add(conn);
-    const timer = this.clock.setTimeout(() => conn.destroy(new Error('handshake timed out')), HANDSHAKE_TIMEOUT_MS);
+    // Only a connection still without a handshake has timed out; the timer outlives the
+    // handshake (it is cleared on close), and used to cut every incoming peer at 10 s.
+    const timer = this.clock.setTimeout(() => {
+      if (!conn.remoteHandshake) conn.destroy(new Error('handshake timed out'));
+    }, HANDSHAKE_TIMEOUT_MS);
     socket.once('close', () => this.clock.clearTimeout(timer));
   }
 
