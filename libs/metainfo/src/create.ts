@@ -1,9 +1,8 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { encode, type Encodable } from '../../bencode/src/index.js';
-import { HashPool } from '../../hashing/src/index.js';
+import { HashPool, HashReadError, type ReadSegment } from '../../hashing/src/index.js';
 import { isValidPieceLength, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, unsafePathElement, type Metainfo } from './metainfo.js';
 import { parseTorrent } from './parse.js';
 import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
@@ -206,73 +205,63 @@ async function listDirectory(root: string, rootStat: Stats): Promise<SourceFile[
   return keyed.map((k) => k.f);
 }
 
-/** Bytes read at once, and hashed per ring slot, when pieces are smaller. */
-const SLOT_TARGET = 4 * MIB;
-/** The ring's total size; it always holds at least two slots. */
-const RING_TARGET = 64 * MIB;
+/** Bytes of the stream in one worker job: big enough that messages are rare. */
+const JOB_TARGET = 16 * MIB;
+/** Jobs queued per worker, so a worker never waits for the next one. */
+const JOBS_PER_WORKER = 2;
 
 /**
- * Reads the files as one stream into the ring and hashes each piece in place on the pool.
- *
- * Every free slot has its read in flight at once (libuv runs several on its thread pool):
- * with the cores busy hashing, a single read at a time would wait for the main thread to
- * be scheduled after each one and starve the workers. The main thread copies nothing.
+ * Hashes the files as one byte stream. The stream is cut into jobs of whole pieces, and
+ * each hash worker reads its job's bytes from disk itself and hashes them: the main
+ * thread never touches the data, and a core's read and hash share its cache.
  */
 async function hashPieces(files: SourceFile[], total: number, pieceLength: number, pool: HashPool, opts: CreateTorrentOptions): Promise<Buffer> {
   const pieceCount = Math.ceil(total / pieceLength);
   const pieces = Buffer.alloc(pieceCount * 20);
-  const piecesPerSlot = Math.max(1, Math.floor(SLOT_TARGET / pieceLength));
-  const slotBytes = Math.min(piecesPerSlot * pieceLength, pieceCount * pieceLength);
-  const slotCount = Math.min(Math.ceil(total / slotBytes), Math.max(2, Math.floor(RING_TARGET / slotBytes)));
-  const ring = Array.from({ length: slotCount }, () => ({ buf: Buffer.from(new SharedArrayBuffer(slotBytes)), done: Promise.resolve() }));
-
-  const reader = new StreamReader(files);
-  let failure: unknown;
+  const piecesPerJob = Math.max(1, Math.floor(JOB_TARGET / pieceLength));
+  const layout = new StreamLayout(files);
   let hashedBytes = 0;
+  let nextPiece = 0;
 
-  async function fill(buf: Buffer, firstPiece: number, bytes: number): Promise<void> {
-    await reader.readAt(buf, firstPiece * pieceLength, bytes);
-    const jobs: Promise<void>[] = [];
-    for (let k = 0; k * pieceLength < bytes; k++) {
-      const view = buf.subarray(k * pieceLength, Math.min(bytes, (k + 1) * pieceLength));
-      jobs.push(pool.sha1(view).then((digest) => void digest.copy(pieces, (firstPiece + k) * 20)));
+  async function lane(): Promise<void> {
+    while (nextPiece < pieceCount) {
+      opts.signal?.throwIfAborted();
+      const first = nextPiece;
+      nextPiece += piecesPerJob;
+      const start = first * pieceLength;
+      const bytes = Math.min(piecesPerJob * pieceLength, total - start);
+      let digests: Buffer;
+      try {
+        digests = await pool.hashFiles(layout.segments(start, bytes), pieceLength);
+      } catch (err) {
+        throw err instanceof HashReadError
+          ? err.code === 'ESHRANK'
+            ? new CreateTorrentError('changed', err.message, err.path)
+            : unreadable(err.path ?? '?', err)
+          : err;
+      }
+      digests.copy(pieces, first * 20);
+      hashedBytes += bytes;
+      opts.onProgress?.(hashedBytes, total);
     }
-    await Promise.all(jobs);
-    hashedBytes += bytes;
-    opts.onProgress?.(hashedBytes, total);
   }
 
-  try {
-    for (let s = 0, nextPiece = 0; nextPiece < pieceCount; s++) {
-      const slot = ring[s % slotCount]!;
-      await slot.done;
-      if (failure !== undefined) throw failure;
-      opts.signal?.throwIfAborted();
-      const bytes = Math.min(slotBytes, total - nextPiece * pieceLength);
-      // Failures are kept for the loop to throw, so none goes unhandled meanwhile.
-      slot.done = fill(slot.buf, nextPiece, bytes).catch((err: unknown) => void (failure ??= err));
-      nextPiece += piecesPerSlot;
+  await Promise.all(Array.from({ length: Math.max(1, pool.size * JOBS_PER_WORKER) }, lane));
+  // The size and mtime seen when listing must still hold, or the hashes describe bytes
+  // that no longer exist.
+  for (const f of files) {
+    const st = await statOrFail(f.fsPath);
+    if (st.size !== f.length || st.mtimeMs !== f.mtimeMs) {
+      throw new CreateTorrentError('changed', `${f.fsPath} changed while it was being hashed`, f.fsPath);
     }
-    await Promise.all(ring.map((slot) => slot.done));
-    if (failure !== undefined) throw failure;
-  } finally {
-    await Promise.all(ring.map((slot) => slot.done));
-    await reader.close();
   }
   return pieces;
 }
 
-/**
- * The files, one after the other, as a single byte stream read positionally. Each file
- * stays open while reads of it are outstanding and is checked for changes when its last
- * byte has been read.
- */
-class StreamReader {
+/** The files, one after the other, as a single byte stream. */
+class StreamLayout {
   /** Where each file starts in the stream. */
   private readonly starts: number[] = [];
-  /** Bytes of each file not read yet. */
-  private readonly unread: number[];
-  private readonly handles = new Map<number, Promise<FileHandle>>();
 
   constructor(private readonly files: SourceFile[]) {
     let offset = 0;
@@ -280,23 +269,21 @@ class StreamReader {
       this.starts.push(offset);
       offset += f.length;
     }
-    this.unread = files.map((f) => f.length);
   }
 
-  /** Fills `into[0, bytes)` with the stream's bytes from `position`. */
-  async readAt(into: Buffer, position: number, bytes: number): Promise<void> {
-    let i = this.fileAt(position);
+  /** The file reads that make up stream bytes [position, position + bytes). */
+  segments(position: number, bytes: number): ReadSegment[] {
+    const out: ReadSegment[] = [];
     let filled = 0;
-    while (filled < bytes) {
+    for (let i = this.fileAt(position); filled < bytes && i < this.files.length; i++) {
       const file = this.files[i]!;
       const fileOffset = position + filled - this.starts[i]!;
       const length = Math.min(bytes - filled, file.length - fileOffset);
-      if (length > 0) {
-        await this.readFile(i, into, filled, length, fileOffset);
-        filled += length;
-      }
-      i++;
+      if (length <= 0) continue;
+      out.push({ path: file.fsPath, position: fileOffset, length });
+      filled += length;
     }
+    return out;
   }
 
   /** The file holding stream byte `position` (the last such one, skipping empty files). */
@@ -309,50 +296,5 @@ class StreamReader {
       else hi = mid - 1;
     }
     return lo;
-  }
-
-  private async readFile(i: number, into: Buffer, at: number, length: number, fileOffset: number): Promise<void> {
-    const file = this.files[i]!;
-    let handlePromise = this.handles.get(i);
-    if (!handlePromise) {
-      handlePromise = open(file.fsPath, 'r');
-      // Kept even if it fails, so close() sees it; the failure is reported below.
-      handlePromise.catch(() => undefined);
-      this.handles.set(i, handlePromise);
-    }
-    let handle: FileHandle;
-    try {
-      handle = await handlePromise;
-    } catch (err) {
-      throw unreadable(file.fsPath, err);
-    }
-    let done = 0;
-    while (done < length) {
-      let got: number;
-      try {
-        ({ bytesRead: got } = await handle.read(into, at + done, length - done, fileOffset + done));
-      } catch (err) {
-        throw unreadable(file.fsPath, err);
-      }
-      if (got === 0) throw new CreateTorrentError('changed', `${file.fsPath} shrank while it was being hashed`, file.fsPath);
-      done += got;
-    }
-    this.unread[i]! -= length;
-    if (this.unread[i] === 0) {
-      this.handles.delete(i);
-      const st = await handle.stat();
-      await handle.close();
-      // The size and mtime seen when listing must still hold, or the hashes describe
-      // bytes that no longer exist.
-      if (st.size !== file.length || st.mtimeMs !== file.mtimeMs) {
-        throw new CreateTorrentError('changed', `${file.fsPath} changed while it was being hashed`, file.fsPath);
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    const open = [...this.handles.values()];
-    this.handles.clear();
-    await Promise.all(open.map((p) => p.then((h) => h.close()).catch(() => undefined)));
   }
 }
