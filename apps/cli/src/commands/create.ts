@@ -146,6 +146,8 @@ async function checkWritable(outPath: string): Promise<void> {
   const existing = await stat(outPath).catch(() => undefined);
   if (existing?.isDirectory()) throw new InputError(`cannot write ${outPath}: it is a directory`);
   try {
+    // access() says yes to root for any existing path, a plain file included.
+    if (!(await stat(dirname(outPath))).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     await access(dirname(outPath), constants.W_OK);
   } catch (err) {
     throw new InputError(`cannot write ${outPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on ${dirname(outPath)}`);
