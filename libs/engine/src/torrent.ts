@@ -10,7 +10,7 @@ import { Peer, blockKey } from './peer.js';
 import { PieceBufferPool } from './piece-buffers.js';
 import { PiecePicker } from './piece-picker.js';
 import { RateMeter } from './rate-meter.js';
-import { PieceReadCache } from './read-cache.js';
+import { OUR_REQQ, Uploader } from './uploader.js';
 import { StorageError, type PieceStorage } from './storage.js';
 import { SuperSeedPolicy } from './super-seed.js';
 import type { RateGate } from './token-bucket.js';
@@ -97,17 +97,6 @@ const IDLE_TIMEOUT_MS = 180_000;
 /** With requests outstanding and no block for this long, a peer is snubbed: its requests go elsewhere. */
 const SNUB_AFTER_MS = 20_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** Requests from a peer beyond this many in flight are refused; we advertise it as reqq. */
-const OUR_REQQ = 2048;
-/** Stop queueing into a socket past this many unsent bytes... */
-const SEND_HIGH_WATER = 4 * 1024 * 1024;
-/**
- * ...and start again once it is down to this many. Node's 'drain' waits for an empty
- * queue, which leaves the link idle while the next piece is read from disk.
- */
-const SEND_LOW_WATER = 1024 * 1024;
-/** Pieces read ahead of the one being sent, for a peer's queued requests. */
-const READ_AHEAD_PIECES = 2;
 /** A peer whose data failed the hash this many times (alone) is banned. */
 const BAN_AFTER_STRIKES = 2;
 
@@ -129,7 +118,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   private readonly assembling = new Map<number, Buffer>();
   /** Pieces on their way through a hash worker (and maybe to disk). */
   private readonly verifying = new Set<Promise<void>>();
-  private readonly readCache: PieceReadCache;
+  private readonly uploader: Uploader;
   private readonly chokerSettings: ChokerSettings;
   private chokerState: ChokerState = INITIAL_CHOKER_STATE;
   private chokeScheduled = false;
@@ -169,7 +158,21 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     });
     for (let i = 0; i < this.info.pieceCount; i++) if (this.have.has(i)) this.picker.markVerified(i);
     this.buffers = new PieceBufferPool(pieceLength, maxPartials);
-    this.readCache = new PieceReadCache(options.storage, pieceLength, (i) => this.picker.pieceSize(i), options.readCacheBytes ?? 32 * 1024 * 1024);
+    this.uploader = new Uploader({
+      storage: options.storage,
+      pieceLength,
+      pieceSize: (i) => this.picker.pieceSize(i),
+      readCacheBytes: options.readCacheBytes ?? 32 * 1024 * 1024,
+      gate: options.uploadGate,
+      mayServe: (peer, index) =>
+        this.have.has(index) && (!this.superSeed || this.superSeed.mayServe(peer.key, index) || this.shown.get(peer.key)?.has(index) === true),
+      onSent: (peer, bytes) => {
+        peer.upload.add(bytes);
+        peer.uploadedSinceUnchoke += bytes;
+        this.uploaded.add(bytes);
+      },
+      onError: (err) => this.fail(err),
+    });
     this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
     // One piece cannot be offered without completing the peer's view of us at once,
     // which libtorrent answers by disconnecting (see offer()); seed it normally.
@@ -298,7 +301,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
 
   onDrain(conn: PeerConnection): void {
     const peer = peerOf.get(conn);
-    if (peer) this.serve(peer);
+    if (peer) this.uploader.serve(peer);
   }
 
   onChunkDone(conn: PeerConnection): void {
@@ -340,9 +343,9 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       case 'have-none':
         return this.bitfieldArrived(peer, m);
       case 'request':
-        return this.onRequest(peer, m);
+        return this.uploader.request(peer, m);
       case 'cancel':
-        return this.onCancel(peer, m);
+        return this.uploader.cancel(peer, m);
       case 'piece':
         return this.onPiece(peer, m.index, m.begin, m.block);
       case 'reject': {
@@ -555,98 +558,6 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.emit('complete');
   }
 
-  // ---- uploading ------------------------------------------------------------------
-
-  private onRequest(peer: Peer, r: BlockRef): void {
-    // Not `{ type: 'reject', ...r }`: r is the request message, and its own `type` would
-    // win, sending the peer a request instead of the reject it waits for.
-    const refuse = () => peer.conn.supportsFast && peer.conn.send({ type: 'reject', index: r.index, begin: r.begin, length: r.length });
-    if (peer.amChoking || !this.have.has(r.index)) return void refuse();
-    if (this.superSeed && !this.superSeed.mayServe(peer.key, r.index) && !this.shown.get(peer.key)?.has(r.index)) return void refuse();
-    if (r.length === 0 || r.begin + r.length > this.picker.pieceSize(r.index)) {
-      return peer.conn.destroy(new Error(`request outside piece ${r.index}: ${r.begin}+${r.length}`));
-    }
-    if (peer.pendingIncoming >= OUR_REQQ) return void refuse();
-    peer.incoming.push({ index: r.index, begin: r.begin, length: r.length });
-    this.serve(peer);
-  }
-
-  private onCancel(peer: Peer, r: BlockRef): void {
-    for (let i = peer.incomingHead; i < peer.incoming.length; i++) {
-      const q = peer.incoming[i]!;
-      if (q.index === r.index && q.begin === r.begin && q.length === r.length) {
-        peer.incoming.splice(i, 1);
-        return;
-      }
-    }
-  }
-
-  /** Sends queued blocks while the socket takes them, the rate allows, and pieces are in memory. */
-  private serve(peer: Peer): void {
-    while (!peer.reading && !peer.cancelRateWait && !peer.conn.closed && !peer.amChoking) {
-      const r = peer.peekIncoming();
-      if (!r || peer.conn.queuedBytes >= SEND_HIGH_WATER) return;
-      const piece = this.readCache.get(r.index);
-      if (!piece) {
-        peer.reading = true;
-        this.readCache.load(r.index).then(
-          () => {
-            peer.reading = false;
-            this.serve(peer);
-          },
-          (err: Error) => this.fail(err),
-        );
-        this.readAhead(peer, r.index);
-        return;
-      }
-      if (!this.o.uploadGate.takeSync(r.length)) {
-        peer.cancelRateWait = this.o.uploadGate.take(r.length, () => {
-          peer.cancelRateWait = undefined;
-          this.sendBlock(peer, piece);
-          this.serve(peer);
-        });
-        return;
-      }
-      this.sendBlock(peer, piece);
-    }
-  }
-
-  /** Starts reading the next pieces this peer asked for, so the disk works while the socket sends. */
-  private readAhead(peer: Peer, current: number): void {
-    let started = 0;
-    let last = current;
-    for (let i = peer.incomingHead; i < peer.incoming.length && started < READ_AHEAD_PIECES; i++) {
-      const index = peer.incoming[i]!.index;
-      if (index === last) continue;
-      last = index;
-      started++;
-      this.readCache.load(index).catch(() => undefined);
-    }
-  }
-
-  private sendBlock(peer: Peer, piece: Buffer): void {
-    const r = peer.nextIncoming();
-    if (!r || peer.amChoking) return;
-    const block = piece.subarray(r.begin, r.begin + r.length);
-    const unpin = this.readCache.pin(r.index);
-    if (!peer.flushWatch && peer.conn.queuedBytes >= SEND_LOW_WATER) {
-      // When this block reaches the kernel, the queue is about SEND_LOW_WATER shorter:
-      // time to queue more, well before it runs dry.
-      peer.flushWatch = true;
-      peer.conn.sendPiece(r.index, r.begin, block, () => {
-        unpin();
-        peer.flushWatch = false;
-        this.serve(peer);
-      });
-    } else {
-      peer.conn.sendPiece(r.index, r.begin, block, unpin);
-    }
-    if (r.begin + r.length === piece.length) this.readAhead(peer, r.index);
-    peer.upload.add(r.length);
-    peer.uploadedSinceUnchoke += r.length;
-    this.uploaded.add(r.length);
-  }
-
   // ---- choking ----------------------------------------------------------------------
 
   /** Runs a choke round soon: a peer's interest changed, or a slot may have freed. */
@@ -682,8 +593,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       } else if (!unchoke && !peer.amChoking) {
         peer.amChoking = true;
         peer.conn.send({ type: 'choke' });
-        const dropped = peer.clearIncoming();
-        if (peer.conn.supportsFast) for (const r of dropped) peer.conn.send({ type: 'reject', ...r });
+        this.uploader.choked(peer);
       }
     }
   }
@@ -810,7 +720,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (this.ticker !== undefined) this.clock.clearInterval(this.ticker);
     for (const conn of this.connecting) conn.destroy(undefined);
     for (const p of this.peers.values()) p.conn.destroy(undefined);
-    this.readCache.clear();
+    this.uploader.clear();
     // Workers write through our descriptors: close them only once no write is in
     // flight, or a reused descriptor number could send a piece into another file.
     await Promise.allSettled([...this.verifying]);

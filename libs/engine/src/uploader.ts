@@ -1,0 +1,140 @@
+import type { BlockRef } from '../../wire/src/messages.js';
+import type { Peer } from './peer.js';
+import { PieceReadCache } from './read-cache.js';
+import type { PieceStorage } from './storage.js';
+import type { RateGate } from './token-bucket.js';
+
+/** Stop queueing into a socket past this many unsent bytes... */
+const SEND_HIGH_WATER = 4 * 1024 * 1024;
+/**
+ * ...and start again once it is down to this many. Node's 'drain' waits for an empty
+ * queue, which leaves the link idle while the next piece is read from disk.
+ */
+const SEND_LOW_WATER = 1024 * 1024;
+/** Pieces read ahead of the one being sent, for a peer's queued requests. */
+const READ_AHEAD_PIECES = 2;
+/** Requests from a peer beyond this many in flight are refused; we advertise it as reqq. */
+export const OUR_REQQ = 2048;
+
+export interface UploaderOptions {
+  storage: PieceStorage;
+  pieceLength: number;
+  pieceSize(index: number): number;
+  readCacheBytes: number;
+  gate: RateGate;
+  /** Whether `peer` may have piece `index` now (we have it; super-seeding offered it). */
+  mayServe(peer: Peer, index: number): boolean;
+  onSent(peer: Peer, bytes: number): void;
+  onError(err: Error): void;
+}
+
+/**
+ * The serving side of a torrent: peers' requests queue per peer and are answered from
+ * whole pieces read once into a cache, while the socket takes them and the upload rate
+ * allows.
+ */
+export class Uploader {
+  private readonly cache: PieceReadCache;
+
+  constructor(private readonly o: UploaderOptions) {
+    this.cache = new PieceReadCache(o.storage, o.pieceLength, o.pieceSize, o.readCacheBytes);
+  }
+
+  request(peer: Peer, r: BlockRef): void {
+    if (peer.amChoking || !this.o.mayServe(peer, r.index) || peer.pendingIncoming >= OUR_REQQ) return this.refuse(peer, r);
+    if (r.length === 0 || r.begin + r.length > this.o.pieceSize(r.index)) {
+      return peer.conn.destroy(new Error(`request outside piece ${r.index}: ${r.begin}+${r.length}`));
+    }
+    peer.incoming.push({ index: r.index, begin: r.begin, length: r.length });
+    this.serve(peer);
+  }
+
+  cancel(peer: Peer, r: BlockRef): void {
+    for (let i = peer.incomingHead; i < peer.incoming.length; i++) {
+      const q = peer.incoming[i]!;
+      if (q.index === r.index && q.begin === r.begin && q.length === r.length) {
+        peer.incoming.splice(i, 1);
+        return;
+      }
+    }
+  }
+
+  /** We choked `peer`: its queued requests are dropped (and rejected, with the fast extension). */
+  choked(peer: Peer): void {
+    for (const r of peer.clearIncoming()) this.refuse(peer, r);
+  }
+
+  private refuse(peer: Peer, r: BlockRef): void {
+    // Not `{ type: 'reject', ...r }`: r may be the request message, and its own `type`
+    // would win, sending the peer a request instead of the reject it waits for.
+    if (peer.conn.supportsFast) peer.conn.send({ type: 'reject', index: r.index, begin: r.begin, length: r.length });
+  }
+
+  /** Sends queued blocks while the socket takes them, the rate allows, and pieces are in memory. */
+  serve(peer: Peer): void {
+    while (!peer.reading && !peer.cancelRateWait && !peer.conn.closed && !peer.amChoking) {
+      const r = peer.peekIncoming();
+      if (!r || peer.conn.queuedBytes >= SEND_HIGH_WATER) return;
+      const piece = this.cache.get(r.index);
+      if (!piece) {
+        peer.reading = true;
+        this.cache.load(r.index).then(
+          () => {
+            peer.reading = false;
+            this.serve(peer);
+          },
+          (err: Error) => this.o.onError(err),
+        );
+        this.readAhead(peer, r.index);
+        return;
+      }
+      if (!this.o.gate.takeSync(r.length)) {
+        peer.cancelRateWait = this.o.gate.take(r.length, () => {
+          peer.cancelRateWait = undefined;
+          this.sendBlock(peer, piece);
+          this.serve(peer);
+        });
+        return;
+      }
+      this.sendBlock(peer, piece);
+    }
+  }
+
+  /** Starts reading the next pieces this peer asked for, so the disk works while the socket sends. */
+  private readAhead(peer: Peer, current: number): void {
+    let started = 0;
+    let last = current;
+    for (let i = peer.incomingHead; i < peer.incoming.length && started < READ_AHEAD_PIECES; i++) {
+      const index = peer.incoming[i]!.index;
+      if (index === last) continue;
+      last = index;
+      started++;
+      this.cache.load(index).catch(() => undefined);
+    }
+  }
+
+  private sendBlock(peer: Peer, piece: Buffer): void {
+    const r = peer.nextIncoming();
+    if (!r || peer.amChoking) return;
+    const block = piece.subarray(r.begin, r.begin + r.length);
+    const unpin = this.cache.pin(r.index);
+    if (!peer.flushWatch && peer.conn.queuedBytes >= SEND_LOW_WATER) {
+      // When this block reaches the kernel, the queue is about SEND_LOW_WATER shorter:
+      // time to queue more, well before it runs dry.
+      peer.flushWatch = true;
+      peer.conn.sendPiece(r.index, r.begin, block, () => {
+        unpin();
+        peer.flushWatch = false;
+        this.serve(peer);
+      });
+    } else {
+      peer.conn.sendPiece(r.index, r.begin, block, unpin);
+    }
+    if (r.begin + r.length === piece.length) this.readAhead(peer, r.index);
+    this.o.onSent(peer, r.length);
+  }
+
+  clear(): void {
+    this.cache.clear();
+  }
+}
