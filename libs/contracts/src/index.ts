@@ -1,1 +1,3 @@
 export { SWARMSHIP_VERSION } from './version.js';
+export * from './agent-channel.js';
+export * from './rest.js';

@@ -1,0 +1,59 @@
+/**
+ * The controller's REST API (/api/v1) as the CLI and dashboards see it. The OpenAPI
+ * document at /api/docs describes the same shapes.
+ */
+
+export type RolloutNodeState = 'pending' | 'downloading' | 'complete' | 'failed';
+
+export interface RolloutNode {
+  agent: string;
+  state: RolloutNodeState;
+  verifiedBytes: number;
+  bytesFromOrigin: number;
+  bytesFromPeers: number;
+  error?: string;
+}
+
+export interface ReleaseStatus {
+  name: string;
+  version: string;
+  infoHash: string;
+  bytes: number;
+  createdAt: string;
+  retiredAt?: string;
+  selector: Record<string, string>;
+  metadata: Record<string, string>;
+  rollout: {
+    targeted: number;
+    pending: number;
+    downloading: number;
+    complete: number;
+    failed: number;
+    /** Seconds from publish to 50 %, 90 %, 100 % of targeted nodes complete (null until reached). */
+    timeTo50: number | null;
+    timeTo90: number | null;
+    timeTo100: number | null;
+    originBytesSent: number;
+    nodes: RolloutNode[];
+  };
+}
+
+export interface AgentSummary {
+  name: string;
+  labels: Record<string, string>;
+  addresses: string[];
+  peerPort: number;
+  diskFreeBytes: number;
+  version: string;
+  lastSeen: string;
+  releases: { name: string; version: string; state: string }[];
+}
+
+/** Every error body: a code for programs and a message for people. */
+export interface ApiError {
+  statusCode: number;
+  error: string;
+  message: string;
+  /** The request field at fault, for 400s. */
+  field?: string;
+}
