@@ -55,6 +55,8 @@ export class Peer {
   cancelRateWait: (() => void) | undefined;
   /** Pieces we announced to it (super-seeding). */
   clientName: string | undefined;
+  /** The port it listens on, from its extension handshake ('p'): tells who a peer that dialled us is. */
+  listenPort: number | undefined;
 
   constructor(
     readonly conn: PeerConnection,

@@ -72,6 +72,8 @@ export interface TorrentStats {
 
 export interface PeerStats {
   address: string;
+  /** The port it says it listens on (extension handshake), when it said. */
+  listenPort: number | undefined;
   client: string | undefined;
   downloadedBytes: number;
   uploadedBytes: number;
@@ -359,6 +361,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
             const ext = parseExtensionHandshake(m.payload);
             if (ext.reqq !== undefined && ext.reqq > 0) peer.reqq = ext.reqq;
             peer.clientName = ext.v;
+            peer.listenPort = ext.p;
           } catch (e) {
             conn.destroy(e as Error);
           }
@@ -678,6 +681,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       if (p.isSeed) seeds++;
       peerStats.push({
         address: p.key,
+        listenPort: p.listenPort,
         client: p.clientName,
         downloadedBytes: p.download.total,
         uploadedBytes: p.upload.total,
