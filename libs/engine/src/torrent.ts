@@ -92,6 +92,12 @@ export interface PeerStats {
  * agent well under its memory target.
  */
 export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
+/**
+ * Pieces a super-seeder keeps offered to each peer at once. One (the BEP's choice) makes
+ * every piece wait for a round trip through another peer before the next is offered;
+ * a few keep each peer's link busy while still sending each piece out about once.
+ */
+const SUPER_SEED_OFFERS_PER_PEER = 8;
 const TICK_MS = 1000;
 const CHOKE_EVERY_TICKS = 10;
 const KEEPALIVE_AFTER_MS = 90_000;
@@ -178,7 +184,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
     // One piece cannot be offered without completing the peer's view of us at once,
     // which libtorrent answers by disconnecting (see offer()); seed it normally.
-    if (options.superSeed && this.have.complete && this.info.pieceCount > 1) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random);
+    if (options.superSeed && this.have.complete && this.info.pieceCount > 1) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random, { offersPerPeer: SUPER_SEED_OFFERS_PER_PEER });
     this.downloaded = new RateMeter(this.clock);
     this.uploaded = new RateMeter(this.clock);
   }
@@ -336,8 +342,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         peer.peerInterested = true;
         return this.scheduleChoke();
       case 'not-interested':
+        // Its slot is taken back at the next regular round, not now: a peer that has
+        // everything we offered so far (super-seeding, or early in a swarm) is about to
+        // want the next piece, and choking it now would cost a round trip each time.
         peer.peerInterested = false;
-        return this.scheduleChoke();
+        return;
       case 'have':
         return this.peerHas(peer, m.index);
       case 'bitfield':
