@@ -57,3 +57,26 @@ export interface ApiError {
   /** The request field at fault, for 400s. */
   field?: string;
 }
+
+/**
+ * POST /api/v1/releases, streamed form: the artifact is the request body
+ * (`Content-Type: application/octet-stream`, never buffered whole) and the release's
+ * fields are query parameters. `selector` and `metadata` are `k=v,k2=v2` lists;
+ * `filename` names the artifact file on the nodes (default `artifact`).
+ */
+export interface PublishQuery {
+  name: string;
+  version: string;
+  filename?: string;
+  selector?: string;
+  metadata?: string;
+}
+
+/** POST /api/v1/releases with `Content-Type: application/json`: a file or directory already on the controller's volume. */
+export interface PublishFromPath {
+  path: string;
+  name: string;
+  version: string;
+  selector?: Record<string, string>;
+  metadata?: Record<string, string>;
+}
