@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { writeFileAtomic } from './atomic.js';
+
+/** Everything the controller process needs to start, validated and typed. */
+export interface ControllerConfig {
+  /** Absolute path of the data dir (releases, tokens). */
+  dataDir: string;
+  /** Address the HTTP API and the agent channel listen on. */
+  host: string;
+  /** HTTP port: API, docs, tracker, metrics. 0 picks a free one. */
+  port: number;
+  /** Agent channel (TCP microservice) port. */
+  agentPort: number;
+  /** The origin engine's peer port. */
+  peerPort: number;
+  /** How agents and peers reach this controller: goes into announce URLs and the origin address. */
+  publicHost: string;
+  /** Origin upload cap in bytes per second; Infinity is unlimited. */
+  originUploadLimit: number;
+  /** Super-seed each new release until a full copy exists outside the origin. */
+  superSeed: boolean;
+  /** Seconds a retired release stays on agents before they delete it. */
+  retireGraceSeconds: number;
+  /** An agent not heard from for this long no longer counts towards a rollout. */
+  agentTimeoutSeconds: number;
+  /** Paths a JSON publish may name: the path must lie under one of these. */
+  pathRoots: string[];
+  logFormat: 'auto' | 'json' | 'text';
+  token: string;
+  agentToken: string;
+  /** Where generated tokens were stored, when any were. */
+  tokensFile: string | undefined;
+}
+
+/** A setting that failed validation; the message starts with where it came from. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ConfigSources {
+  /** Command-line flags by their long name (`agent-port`), as parsed. */
+  flags?: Record<string, string | boolean | undefined>;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+type Parser<T> = (text: string, where: string) => T;
+
+interface Setting<K extends keyof ControllerConfig> {
+  key: K;
+  flag: string;
+  env: string;
+  parse: Parser<ControllerConfig[K]>;
+  /** A default that works on one machine. */
+  fallback: (cwd: string) => ControllerConfig[K];
+}
+
+const portNumber: Parser<number> = (text, where) => wholeNumber(text, where, 0, 65535);
+
+const SETTINGS = [
+  { key: 'dataDir', flag: 'data', env: 'SWARMSHIP_DATA', parse: nonEmpty, fallback: (cwd: string) => join(cwd, '.swarmship', 'controller') },
+  { key: 'host', flag: 'host', env: 'SWARMSHIP_HOST', parse: address, fallback: () => '0.0.0.0' },
+  { key: 'port', flag: 'port', env: 'SWARMSHIP_PORT', parse: portNumber, fallback: () => 7070 },
+  { key: 'agentPort', flag: 'agent-port', env: 'SWARMSHIP_AGENT_PORT', parse: portNumber, fallback: () => 7071 },
+  { key: 'peerPort', flag: 'peer-port', env: 'SWARMSHIP_PEER_PORT', parse: portNumber, fallback: () => 6881 },
+  { key: 'publicHost', flag: 'public-host', env: 'SWARMSHIP_PUBLIC_HOST', parse: hostName, fallback: () => '127.0.0.1' },
+  { key: 'originUploadLimit', flag: 'origin-upload-limit', env: 'SWARMSHIP_ORIGIN_UPLOAD_LIMIT', parse: byteRate, fallback: () => Infinity },
+  { key: 'superSeed', flag: 'super-seed', env: 'SWARMSHIP_SUPER_SEED', parse: bool, fallback: () => true },
+  { key: 'retireGraceSeconds', flag: 'retire-grace', env: 'SWARMSHIP_RETIRE_GRACE', parse: (t: string, w: string) => wholeNumber(t, w, 0, 30 * 86_400), fallback: () => 600 },
+  { key: 'agentTimeoutSeconds', flag: 'agent-timeout', env: 'SWARMSHIP_AGENT_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 30, 86_400), fallback: () => 120 },
+  { key: 'pathRoots', flag: 'path-roots', env: 'SWARMSHIP_PATH_ROOTS', parse: pathList, fallback: () => ['/'] },
+  { key: 'logFormat', flag: 'log-format', env: 'SWARMSHIP_LOG_FORMAT', parse: logFormat, fallback: () => 'auto' as const },
+  { key: 'token', flag: 'token', env: 'SWARMSHIP_TOKEN', parse: secret, fallback: () => '' },
+  { key: 'agentToken', flag: 'agent-token', env: 'SWARMSHIP_AGENT_TOKEN', parse: secret, fallback: () => '' },
+] satisfies Setting<keyof ControllerConfig>[];
+
+/** The YAML file's keys are the config's own names (`agentPort`, `originUploadLimit`, …). */
+const YAML_KEYS = new Set<string>(SETTINGS.map((s) => s.key));
+
+/**
+ * Reads the settings from flags, then SWARMSHIP_* variables, then the YAML file named by
+ * --config or SWARMSHIP_CONFIG, then defaults; the first that sets a value wins. Does no
+ * I/O beyond reading the YAML file; tokens are settled by `ensureTokens`.
+ */
+export async function loadControllerConfig(sources: ConfigSources = {}): Promise<ControllerConfig> {
+  const flags = sources.flags ?? {};
+  const env = sources.env ?? {};
+  const cwd = sources.cwd ?? process.cwd();
+  const configPath = str(flags['config']) ?? env['SWARMSHIP_CONFIG'];
+  const file = configPath ? await readYamlConfig(resolve(cwd, configPath)) : {};
+
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS as Setting<keyof ControllerConfig>[]) {
+    const flag = flags[s.flag];
+    const fromFile = file[s.key];
+    if (flag !== undefined) out[s.key] = s.parse(String(flag), `--${s.flag}`);
+    else if (env[s.env] !== undefined && env[s.env] !== '') out[s.key] = s.parse(env[s.env]!, s.env);
+    else if (fromFile !== undefined && fromFile !== null) out[s.key] = s.parse(Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile), `${configPath}: ${s.key}`);
+    else out[s.key] = s.fallback(cwd);
+  }
+  const config = { ...out, tokensFile: undefined } as ControllerConfig;
+  config.dataDir = resolve(cwd, config.dataDir);
+  config.pathRoots = config.pathRoots.map((p) => resolve(cwd, p));
+  const ports: [string, number][] = [['port', config.port], ['agentPort', config.agentPort], ['peerPort', config.peerPort]];
+  for (const [a, pa] of ports) {
+    for (const [b, pb] of ports) {
+      if (a < b && pa !== 0 && pa === pb) throw new ConfigError(`${a} and ${b} are both ${pa}: each needs its own port`);
+    }
+  }
+  return config;
+}
+
+async function readYamlConfig(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${path}: expected a mapping of settings`);
+  for (const k of Object.keys(doc)) {
+    if (!YAML_KEYS.has(k)) throw new ConfigError(`config file ${path}: unknown setting '${k}' (known: ${[...YAML_KEYS].join(', ')})`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+const TOKENS_FILE = 'tokens.yaml';
+
+/**
+ * Fills in tokens the operator did not set: from <data>/tokens.yaml if an earlier start
+ * wrote one, else fresh random ones written there (mode 0600), so a first start on one
+ * machine needs no setup and a restart keeps the tokens agents already hold.
+ */
+export async function ensureTokens(config: ControllerConfig): Promise<ControllerConfig> {
+  if (config.token && config.agentToken) return config;
+  const path = join(config.dataDir, TOKENS_FILE);
+  let stored: { token?: unknown; agentToken?: unknown } = {};
+  try {
+    stored = (parseYaml(await readFile(path, 'utf8')) ?? {}) as typeof stored;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`${path}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const token = config.token || (typeof stored.token === 'string' && stored.token ? stored.token : randomToken());
+  const agentToken = config.agentToken || (typeof stored.agentToken === 'string' && stored.agentToken ? stored.agentToken : randomToken());
+  if (stored.token !== token && !config.token || stored.agentToken !== agentToken && !config.agentToken) {
+    await mkdir(config.dataDir, { recursive: true });
+    const doc: Record<string, string> = {};
+    if (!config.token) doc['token'] = token;
+    if (!config.agentToken) doc['agentToken'] = agentToken;
+    await writeFileAtomic(path, stringifyYaml(doc), 0o600);
+  }
+  // A file left readable by an older start or a careless copy is tightened, not trusted as is.
+  await chmod(path, 0o600).catch(() => undefined);
+  return { ...config, token, agentToken, tokensFile: path };
+}
+
+function randomToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function nonEmpty(text: string, where: string): string {
+  if (text.trim() === '') throw new ConfigError(`${where}: must not be empty`);
+  return text;
+}
+
+function wholeNumber(text: string, where: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${where}: must be a whole number from ${min} to ${max}, got '${text}'`);
+  return n;
+}
+
+function address(text: string, where: string): string {
+  if (isIP(text) === 0) throw new ConfigError(`${where}: must be an IP address to listen on (0.0.0.0, ::, 127.0.0.1, …), got '${text}'`);
+  return text;
+}
+
+function hostName(text: string, where: string): string {
+  if (isIP(text) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(text)) return text;
+  throw new ConfigError(`${where}: must be an IP address or a DNS name, got '${text}'`);
+}
+
+function bool(text: string, where: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(t)) return true;
+  if (['false', '0', 'no', 'off'].includes(t)) return false;
+  throw new ConfigError(`${where}: must be true or false, got '${text}'`);
+}
+
+function logFormat(text: string, where: string): ControllerConfig['logFormat'] {
+  if (text === 'auto' || text === 'json' || text === 'text') return text;
+  throw new ConfigError(`${where}: must be auto, json or text, got '${text}'`);
+}
+
+function secret(text: string, where: string): string {
+  // The message never echoes the value: it is a secret, even when it is a bad one.
+  if (text.length < 16) throw new ConfigError(`${where}: must be at least 16 characters`);
+  if (/\s/.test(text)) throw new ConfigError(`${where}: must not contain whitespace`);
+  return text;
+}
+
+function pathList(text: string, where: string): string[] {
+  const list = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (list.length === 0) throw new ConfigError(`${where}: name at least one directory`);
+  return list;
+}
+
+const RATE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kbit: 125, mbit: 125e3, gbit: 125e6 };
+
+/** Bytes per second: `0` or `unlimited` for no cap, else a number with an optional unit (100MB, 800mbit, 64MiB). */
+export function byteRate(text: string, where: string): number {
+  const t = text.trim().toLowerCase();
+  if (t === 'unlimited' || t === '0') return Infinity;
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*?)(?:\/s)?$/.exec(t);
+  const unit = m ? RATE_UNITS[m[2]!] : undefined;
+  if (!m || unit === undefined) throw new ConfigError(`${where}: must be bytes per second like 100MB, 64MiB, 800mbit or unlimited, got '${text}'`);
+  const rate = Math.floor(Number(m[1]) * unit);
+  if (rate < 16 * 1024) throw new ConfigError(`${where}: at least 16KiB per second, got '${text}'`);
+  return rate;
+}

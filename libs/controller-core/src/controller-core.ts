@@ -1,0 +1,247 @@
+import type { Readable } from 'node:stream';
+import { HashPool } from '../../hashing/src/hash-pool.js';
+import { TrackerCore } from '../../tracker/src/core.js';
+import type { AgentChannelError, AgentSyncResponse, DesiredRelease } from '../../contracts/src/agent-channel.js';
+import type { AgentSummary, ReleaseStatus } from '../../contracts/src/rest.js';
+import { AgentMessageError, parseProgressReport, parseSyncRequest, tokenOf } from './agent-messages.js';
+import { secretsEqual } from './auth.js';
+import type { ControllerConfig } from './config.js';
+import { Fleet, type FleetClock } from './fleet.js';
+import { parseFileName, parseMetadata, parseReleaseName, parseReleaseVersion, parseSelector, selectorMatches } from './labels.js';
+import type { Logger } from './logger.js';
+import { OriginSeeder } from './origin.js';
+import { ReleaseStore, type PublishFields, type Release } from './release-store.js';
+import { releaseStatus } from './rollout.js';
+import { badRequest } from './errors.js';
+
+/** Publish fields as they arrive (query string, headers or JSON), before validation. */
+export interface RawPublishFields {
+  name?: unknown;
+  version?: unknown;
+  selector?: unknown;
+  metadata?: unknown;
+  unpack?: unknown;
+}
+
+/** An agent-channel answer: the response, or the refusal the contract defines. */
+export type ChannelResult<T> = { ok: true; value: T } | { ok: false; error: AgentChannelError };
+
+/**
+ * The controller without its framework: releases on disk, the private tracker's
+ * allow-list, the origin seeder and the fleet's reports, kept consistent with each
+ * other. The HTTP and agent-channel layers only translate calls into these methods.
+ */
+export class ControllerCore {
+  readonly tracker = new TrackerCore({ allow: [] });
+  readonly fleet: Fleet;
+  readonly store: ReleaseStore;
+  readonly origin: OriginSeeder;
+  private readonly hashPool = new HashPool();
+  private httpPort = 0;
+  private started = false;
+
+  constructor(
+    readonly config: ControllerConfig,
+    private readonly log: Logger,
+    clock?: FleetClock,
+  ) {
+    this.fleet = new Fleet(clock);
+    this.store = new ReleaseStore({ dataDir: config.dataDir, hashPool: this.hashPool, announceUrl: () => this.announceUrl, pathRoots: config.pathRoots });
+    this.origin = new OriginSeeder({
+      host: config.host,
+      peerPort: config.peerPort,
+      uploadRateLimit: config.originUploadLimit,
+      superSeed: config.superSeed,
+      hashPool: this.hashPool,
+      tracker: this.tracker,
+      publicHost: config.publicHost,
+      onEvent: (event, fields) => this.log.info(event, fields),
+    });
+  }
+
+  get ready(): boolean {
+    return this.started;
+  }
+
+  get announceUrl(): string {
+    return `${this.publicBaseUrl}/announce`;
+  }
+
+  get publicBaseUrl(): string {
+    const host = this.config.publicHost.includes(':') ? `[${this.config.publicHost}]` : this.config.publicHost;
+    return `http://${host}:${this.httpPort}`;
+  }
+
+  /** Loads the stored releases and seeds the live ones; `httpPort` is where the tracker answers. */
+  async start(httpPort: number): Promise<void> {
+    this.httpPort = httpPort;
+    await this.origin.start();
+    const { loaded, skipped } = await this.store.load();
+    for (const s of skipped) this.log.error('stored release unreadable; left out', s);
+    for (const release of loaded) {
+      if (release.record.retiredAt !== undefined) continue;
+      await this.goLive(release);
+    }
+    this.started = true;
+    this.log.info('releases loaded', { live: this.store.live().length, retired: loaded.length - this.store.live().length });
+  }
+
+  private async goLive(release: Release): Promise<void> {
+    this.tracker.allow(release.metainfo.infoHash);
+    try {
+      await this.origin.seed(release);
+    } catch (err) {
+      // The release stays listed and allowed: agents holding it keep serving each other.
+      this.log.error('origin cannot seed release', { release: label(release), error: (err as Error).message });
+    }
+  }
+
+  async publishStream(raw: RawPublishFields, fileName: unknown, body: Readable, declaredBytes: number | undefined): Promise<ReleaseStatus> {
+    const fields = parsePublishFields(raw);
+    const name = parseFileName(fileName ?? `${fields.name}-${fields.version}`);
+    const release = await this.store.publishStream(fields, name, body, declaredBytes);
+    return this.published(release);
+  }
+
+  async publishPath(raw: RawPublishFields, path: unknown): Promise<ReleaseStatus> {
+    const fields = parsePublishFields(raw);
+    if (typeof path !== 'string' || path === '') throw badRequest('path', 'is required');
+    const release = await this.store.publishPath(fields, path);
+    return this.published(release);
+  }
+
+  private async published(release: Release): Promise<ReleaseStatus> {
+    await this.goLive(release);
+    this.fleet.bump();
+    this.log.info('release published', { release: label(release), infoHash: release.record.infoHash, bytes: release.record.bytes });
+    return this.statusOf(release);
+  }
+
+  async retire(name: string, version: string): Promise<ReleaseStatus> {
+    const before = this.store.get(name, version);
+    const wasLive = before.record.retiredAt === undefined;
+    const release = await this.store.retire(name, version);
+    if (wasLive) {
+      this.tracker.disallow(release.metainfo.infoHash);
+      await this.origin.unseed(release.record.infoHash);
+      this.fleet.bump();
+      this.log.info('release retired', { release: label(release) });
+    }
+    return this.statusOf(release);
+  }
+
+  list(): ReleaseStatus[] {
+    return this.store.list().map((r) => this.statusOf(r));
+  }
+
+  status(name: string, version: string): ReleaseStatus {
+    return this.statusOf(this.store.get(name, version));
+  }
+
+  torrent(name: string, version: string): { fileName: string; torrent: Buffer } {
+    const release = this.store.get(name, version);
+    return { fileName: `${name}-${version}.torrent`, torrent: release.torrent };
+  }
+
+  private statusOf(release: Release): ReleaseStatus {
+    return releaseStatus({
+      release: release.record,
+      agents: this.fleet.active(this.config.agentTimeoutSeconds * 1000),
+      originBytesSent: this.origin.sentBytes(release.record.infoHash),
+      completedAt: (agent, holding) => this.fleet.completedAt(agent, holding),
+    });
+  }
+
+  agents(): AgentSummary[] {
+    return this.fleet.list().map((a) => ({
+      name: a.name,
+      labels: a.identity?.labels ?? {},
+      addresses: a.identity?.addresses ?? [],
+      peerPort: a.identity?.peerPort ?? 0,
+      diskFreeBytes: a.identity?.diskFreeBytes ?? 0,
+      version: a.identity?.version ?? 'unknown',
+      lastSeen: new Date(a.lastSeen).toISOString(),
+      releases: a.holdings.map((h) => ({ name: h.name, version: h.version, state: h.state })),
+    }));
+  }
+
+  /** AgentPatterns.sync: record what the agent holds, hold the call until there is news, answer with its desired set. */
+  async sync(msg: unknown): Promise<ChannelResult<AgentSyncResponse>> {
+    const refused = this.refuse(msg);
+    if (refused) return refused;
+    let req;
+    try {
+      req = parseSyncRequest(msg);
+    } catch (err) {
+      return badMessage(err);
+    }
+    this.fleet.recordSync(req.agent, req.holdings);
+    await this.fleet.waitForChange(req.knownRevision, req.waitMs);
+    const labels = req.agent.labels;
+    const desired: DesiredRelease[] = this.store
+      .live()
+      .filter((r) => selectorMatches(r.record.selector, labels))
+      .map((r) => {
+        const d: DesiredRelease = { name: r.record.name, version: r.record.version, infoHash: r.record.infoHash, torrent: r.torrent.toString('base64'), metadata: r.record.metadata };
+        if (r.record.unpack) d.unpack = true;
+        return d;
+      });
+    return {
+      ok: true,
+      value: {
+        revision: this.fleet.revision,
+        desired,
+        announceUrl: this.announceUrl,
+        origin: { host: this.config.publicHost, port: this.origin.port },
+        retireGraceSeconds: this.config.retireGraceSeconds,
+      },
+    };
+  }
+
+  /** AgentPatterns.progress. */
+  progress(msg: unknown): ChannelResult<{ ok: true }> {
+    const refused = this.refuse(msg);
+    if (refused) return refused;
+    try {
+      const report = parseProgressReport(msg);
+      this.fleet.recordProgress(report.agentName, report.holdings);
+    } catch (err) {
+      return badMessage(err);
+    }
+    return { ok: true, value: { ok: true } };
+  }
+
+  private refuse(msg: unknown): { ok: false; error: AgentChannelError } | undefined {
+    if (secretsEqual(tokenOf(msg) ?? '', this.config.agentToken)) return undefined;
+    this.log.warn('agent refused: wrong or missing agent token');
+    return { ok: false, error: { error: 'unauthorized', message: 'wrong or missing agent token' } };
+  }
+
+  async close(): Promise<void> {
+    this.started = false;
+    this.fleet.wakeAll();
+    await this.origin.close();
+    await this.hashPool.close();
+  }
+}
+
+function parsePublishFields(raw: RawPublishFields): PublishFields {
+  const unpack = raw.unpack;
+  if (unpack !== undefined && unpack !== true && unpack !== false && unpack !== 'true' && unpack !== 'false') throw badRequest('unpack', 'must be true or false');
+  return {
+    name: parseReleaseName(raw.name),
+    version: parseReleaseVersion(raw.version),
+    selector: parseSelector(raw.selector, 'selector'),
+    metadata: parseMetadata(raw.metadata, 'metadata'),
+    unpack: unpack === true || unpack === 'true',
+  };
+}
+
+function badMessage(err: unknown): { ok: false; error: AgentChannelError } {
+  if (err instanceof AgentMessageError) return { ok: false, error: { error: 'bad-request', message: err.message } };
+  throw err;
+}
+
+function label(r: Release): string {
+  return `${r.record.name}@${r.record.version}`;
+}

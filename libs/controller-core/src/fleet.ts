@@ -1,0 +1,117 @@
+import type { AgentIdentity, Holding } from '../../contracts/src/agent-channel.js';
+
+export interface AgentRecord {
+  name: string;
+  /** Unknown until the agent's first sync (a progress report may come first after a controller restart). */
+  identity: AgentIdentity | undefined;
+  holdings: Holding[];
+  /** Milliseconds since the epoch. */
+  lastSeen: number;
+}
+
+/** Clock for the long-poll: injected so tests need not sleep. */
+export interface FleetClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemFleetClock: FleetClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** The longest an agent's sync is held: under common proxy and load-balancer idle timeouts. */
+export const MAX_SYNC_WAIT_MS = 25_000;
+
+/**
+ * What the controller knows of its agents (in memory: agents report everything on every
+ * sync, so a restarted controller relearns it within one poll) and the revision of the
+ * desired state that long-polling agents wait on.
+ */
+export class Fleet {
+  private readonly agents = new Map<string, AgentRecord>();
+  private readonly waiters = new Set<() => void>();
+  /** When the controller first saw each agent hold each release complete: a fallback for time-to-N %. */
+  private readonly completedSeen = new Map<string, number>();
+  private rev: number;
+
+  constructor(private readonly clock: FleetClock = systemFleetClock) {
+    // Starts from the clock, not 0, so an agent's revision from before a restart never
+    // matches by chance and every agent re-syncs at once.
+    this.rev = clock.now();
+  }
+
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** The desired state changed (a release published or retired): wake every waiting agent. */
+  bump(): void {
+    this.rev++;
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiting) wake();
+  }
+
+  /** Resolves at once if `known` is stale, else when the revision changes or `waitMs` passes. */
+  waitForChange(known: number, waitMs: number): Promise<void> {
+    if (known !== this.rev || waitMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.clock.clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = this.clock.setTimeout(wake, Math.min(waitMs, MAX_SYNC_WAIT_MS));
+      this.waiters.add(wake);
+    });
+  }
+
+  /** Releases every held sync (shutdown). */
+  wakeAll(): void {
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiting) wake();
+  }
+
+  recordSync(identity: AgentIdentity, holdings: Holding[]): void {
+    const now = this.clock.now();
+    this.agents.set(identity.name, { name: identity.name, identity, holdings, lastSeen: now });
+    this.noteCompletions(identity.name, holdings, now);
+  }
+
+  recordProgress(agentName: string, holdings: Holding[]): void {
+    const now = this.clock.now();
+    const known = this.agents.get(agentName);
+    this.agents.set(agentName, { name: agentName, identity: known?.identity, holdings, lastSeen: now });
+    this.noteCompletions(agentName, holdings, now);
+  }
+
+  private noteCompletions(agent: string, holdings: Holding[], now: number): void {
+    for (const h of holdings) {
+      const k = `${agent}\0${h.infoHash}`;
+      if (h.state === 'complete') {
+        if (!this.completedSeen.has(k)) this.completedSeen.set(k, now);
+      } else {
+        this.completedSeen.delete(k);
+      }
+    }
+  }
+
+  /** When `agent` completed `infoHash`: its own word if it gave it, else when we first saw it. */
+  completedAt(agent: string, holding: Holding): number | undefined {
+    return holding.completedAt ?? this.completedSeen.get(`${agent}\0${holding.infoHash}`);
+  }
+
+  list(): AgentRecord[] {
+    return [...this.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Agents heard from within `timeoutMs`: the ones a rollout waits for. */
+  active(timeoutMs: number): AgentRecord[] {
+    const since = this.clock.now() - timeoutMs;
+    return this.list().filter((a) => a.lastSeen >= since);
+  }
+}

@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, statfs } from 'node:fs/promises';
+import { join, relative, isAbsolute, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { createTorrent, CreateTorrentError } from '../../metainfo/src/create.js';
+import { parseTorrent } from '../../metainfo/src/parse.js';
+import type { Metainfo } from '../../metainfo/src/metainfo.js';
+import type { HashPool } from '../../hashing/src/hash-pool.js';
+import { syncDir, writeFileAtomic } from './atomic.js';
+import { badRequest, ControllerError, isNoSpace } from './errors.js';
+
+/** A release as stored in <data>/releases/<name>/<version>/release.json. */
+export interface ReleaseRecord {
+  name: string;
+  version: string;
+  infoHash: string;
+  bytes: number;
+  createdAt: string;
+  retiredAt?: string;
+  selector: Record<string, string>;
+  metadata: Record<string, string>;
+  /** Agents unpack a .tar/.tar.gz artifact after verifying it. */
+  unpack: boolean;
+  /**
+   * The content the torrent was made from: relative to the release's directory when it
+   * was uploaded (content/<file>), absolute when it was published from a path already
+   * on this volume (then it is re-checked against its hashes at every start).
+   */
+  content: string;
+}
+
+export interface Release {
+  record: ReleaseRecord;
+  metainfo: Metainfo;
+  torrent: Buffer;
+  /** Absolute path of the content. */
+  contentPath: string;
+  /** Content lives outside the data dir, so it may have changed since it was hashed. */
+  external: boolean;
+}
+
+export interface PublishFields {
+  name: string;
+  version: string;
+  selector: Record<string, string>;
+  metadata: Record<string, string>;
+  unpack: boolean;
+}
+
+export interface ReleaseStoreOptions {
+  dataDir: string;
+  hashPool: HashPool;
+  /** The tracker URL put into new torrents. */
+  announceUrl: () => string;
+  /** Directories a path publish may name. */
+  pathRoots: string[];
+  now?: () => number;
+}
+
+/** Bytes kept free beyond an upload's own size: the torrent, the record, the filesystem's own needs. */
+const SPACE_MARGIN_BYTES = 16 * 1024 * 1024;
+const RECORD_FILE = 'release.json';
+const TORRENT_FILE = 'release.torrent';
+const CONTENT_DIR = 'content';
+
+/**
+ * The controller's releases on disk. A release is assembled in <data>/staging/<id>/ and
+ * renamed into <data>/releases/<name>/<version>/ only once its content, torrent and
+ * record are written and synced, so the releases directory only ever holds whole
+ * releases: a crash or a refused upload leaves at most a staging directory, cleared at
+ * the next start.
+ */
+export class ReleaseStore {
+  private readonly releases = new Map<string, Release>();
+  /** name@version being published right now: a second publish of the same is a conflict, not a race. */
+  private readonly inFlight = new Set<string>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: ReleaseStoreOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get releasesDir(): string {
+    return join(this.options.dataDir, 'releases');
+  }
+
+  private get stagingDir(): string {
+    return join(this.options.dataDir, 'staging');
+  }
+
+  /** Reads every stored release; a damaged one is reported and left out, never fatal. */
+  async load(): Promise<{ loaded: Release[]; skipped: { dir: string; reason: string }[] }> {
+    await rm(this.stagingDir, { recursive: true, force: true });
+    await mkdir(this.stagingDir, { recursive: true });
+    await mkdir(this.releasesDir, { recursive: true });
+    const skipped: { dir: string; reason: string }[] = [];
+    for (const name of await readdir(this.releasesDir)) {
+      const nameDir = join(this.releasesDir, name);
+      if (!(await stat(nameDir)).isDirectory()) continue;
+      for (const version of await readdir(nameDir)) {
+        const dir = join(nameDir, version);
+        try {
+          const release = await this.readRelease(dir);
+          if (release.record.name !== name || release.record.version !== version) throw new Error(`record names ${release.record.name}@${release.record.version}`);
+          this.releases.set(key(name, version), release);
+        } catch (err) {
+          skipped.push({ dir, reason: (err as Error).message });
+        }
+      }
+    }
+    return { loaded: this.list(), skipped };
+  }
+
+  private async readRelease(dir: string): Promise<Release> {
+    const record = JSON.parse(await readFile(join(dir, RECORD_FILE), 'utf8')) as ReleaseRecord;
+    const torrent = await readFile(join(dir, TORRENT_FILE));
+    const metainfo = parseTorrent(torrent);
+    if (metainfo.infoHashHex !== record.infoHash) throw new Error(`torrent info hash ${metainfo.infoHashHex} differs from the record's ${record.infoHash}`);
+    const external = isAbsolute(record.content);
+    return { record, metainfo, torrent, contentPath: external ? record.content : join(dir, record.content), external };
+  }
+
+  /** Every release, live and retired, oldest first. */
+  list(): Release[] {
+    return [...this.releases.values()].sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt) || key(a.record.name, a.record.version).localeCompare(key(b.record.name, b.record.version)));
+  }
+
+  live(): Release[] {
+    return this.list().filter((r) => r.record.retiredAt === undefined);
+  }
+
+  get(name: string, version: string): Release {
+    const release = this.releases.get(key(name, version));
+    if (!release) throw new ControllerError('not-found', `no release ${name}@${version}`);
+    return release;
+  }
+
+  /** Free bytes on the data dir's volume, for unprivileged writers. */
+  async freeBytes(): Promise<number> {
+    const s = await statfs(this.options.dataDir);
+    return Number(s.bavail) * Number(s.bsize);
+  }
+
+  /**
+   * Stores an artifact streamed from `body` (never held whole in memory) and makes its
+   * torrent. Refuses before reading a byte when the release exists or `declaredBytes`
+   * does not fit; a disk that fills up mid-stream is a 'no-space' error too.
+   */
+  async publishStream(fields: PublishFields, fileName: string, body: Readable, declaredBytes: number | undefined): Promise<Release> {
+    return this.publish(fields, async (stagingDir) => {
+      if (declaredBytes !== undefined) await this.ensureSpace(declaredBytes);
+      const contentDir = join(stagingDir, CONTENT_DIR);
+      await mkdir(contentDir);
+      const path = join(contentDir, fileName);
+      try {
+        await pipeline(body, createWriteStream(path, { flags: 'wx' }));
+        const fh = await open(path, 'r');
+        await fh.sync().finally(() => fh.close());
+      } catch (err) {
+        if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} filled up during the upload`, err);
+        if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error).message === 'aborted') {
+          throw badRequest('body', 'the upload was cut off before its end');
+        }
+        throw err;
+      }
+      const size = (await stat(path)).size;
+      if (declaredBytes !== undefined && size !== declaredBytes) throw badRequest('body', `received ${size} bytes, Content-Length said ${declaredBytes}`);
+      return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body' };
+    });
+  }
+
+  /** Publishes a file or directory already on this volume, in place (it is hashed, not copied). */
+  async publishPath(fields: PublishFields, path: string): Promise<Release> {
+    if (!isAbsolute(path)) throw badRequest('path', `'${path}' must be an absolute path on the controller`);
+    let real: string;
+    try {
+      real = await realpath(path);
+    } catch (err) {
+      throw badRequest('path', `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+    }
+    if (!this.options.pathRoots.some((root) => isUnder(real, root))) {
+      throw badRequest('path', `${path} is outside the directories releases may be published from (${this.options.pathRoots.join(', ')})`);
+    }
+    if (isUnder(real, this.options.dataDir)) throw badRequest('path', `${path} is inside the controller's data dir`);
+    return this.publish(fields, async () => ({ contentPath: real, content: real, field: 'path' }));
+  }
+
+  private async publish(
+    fields: PublishFields,
+    place: (stagingDir: string) => Promise<{ contentPath: string; content: string; field: string }>,
+  ): Promise<Release> {
+    const k = key(fields.name, fields.version);
+    if (this.releases.has(k) || this.inFlight.has(k)) throw new ControllerError('conflict', `release ${fields.name}@${fields.version} already exists`);
+    this.inFlight.add(k);
+    const stagingDir = join(this.stagingDir, randomBytes(8).toString('hex'));
+    try {
+      await mkdir(stagingDir, { recursive: true });
+      const placed = await place(stagingDir);
+      let made: { torrent: Buffer; metainfo: Metainfo };
+      try {
+        made = await createTorrent(placed.contentPath, { announce: [this.options.announceUrl()], private: true, hashPool: this.options.hashPool });
+      } catch (err) {
+        if (err instanceof CreateTorrentError) throw badRequest(placed.field, err.message);
+        throw err;
+      }
+      const record: ReleaseRecord = {
+        name: fields.name,
+        version: fields.version,
+        infoHash: made.metainfo.infoHashHex,
+        bytes: made.metainfo.length,
+        createdAt: new Date(this.now()).toISOString(),
+        selector: fields.selector,
+        metadata: fields.metadata,
+        unpack: fields.unpack,
+        content: placed.content,
+      };
+      const duplicate = [...this.releases.values()].find((r) => r.record.infoHash === record.infoHash && r.record.retiredAt === undefined);
+      if (duplicate) {
+        throw new ControllerError('conflict', `the same content is already live as ${duplicate.record.name}@${duplicate.record.version} (info hash ${record.infoHash})`);
+      }
+      try {
+        await writeFileAtomic(join(stagingDir, TORRENT_FILE), made.torrent);
+        await writeFileAtomic(join(stagingDir, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
+        const nameDir = join(this.releasesDir, fields.name);
+        await mkdir(nameDir, { recursive: true });
+        const finalDir = join(nameDir, fields.version);
+        await rename(stagingDir, finalDir);
+        await syncDir(nameDir);
+        const release: Release = {
+          record,
+          metainfo: made.metainfo,
+          torrent: made.torrent,
+          contentPath: isAbsolute(record.content) ? record.content : join(finalDir, record.content),
+          external: isAbsolute(record.content),
+        };
+        this.releases.set(k, release);
+        return release;
+      } catch (err) {
+        if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} is full`, err);
+        throw err;
+      }
+    } finally {
+      this.inFlight.delete(k);
+      await rm(stagingDir, { recursive: true, force: true });
+    }
+  }
+
+  private async ensureSpace(bytes: number): Promise<void> {
+    const free = await this.freeBytes();
+    if (bytes + SPACE_MARGIN_BYTES > free) {
+      throw noSpace(`the upload is ${bytes} bytes but only ${Math.max(0, free - SPACE_MARGIN_BYTES)} bytes are free for releases on the controller`);
+    }
+  }
+
+  /** Marks a release retired (idempotent). Its files stay until it is deleted. */
+  async retire(name: string, version: string): Promise<Release> {
+    const release = this.get(name, version);
+    if (release.record.retiredAt !== undefined) return release;
+    const record = { ...release.record, retiredAt: new Date(this.now()).toISOString() };
+    await writeFileAtomic(join(this.releasesDir, name, version, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
+    release.record = record;
+    return release;
+  }
+}
+
+function key(name: string, version: string): string {
+  return `${name}@${version}`;
+}
+
+function isUnder(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && !rel.startsWith(`..${sep}`));
+}
+
+function noSpace(message: string, cause?: unknown): ControllerError {
+  return new ControllerError('no-space', message, undefined, { cause });
+}
