@@ -98,7 +98,7 @@ export class ControllerCore {
 
   async publishStream(raw: RawPublishFields, fileName: unknown, body: Readable, declaredBytes: number | undefined): Promise<ReleaseStatus> {
     const fields = parsePublishFields(raw);
-    const name = parseFileName(fileName ?? `${fields.name}-${fields.version}`);
+    const name = parseFileName(fileName ?? 'artifact', 'filename');
     const release = await this.store.publishStream(fields, name, body, declaredBytes);
     return this.published(release);
   }

@@ -6,7 +6,6 @@ import { completeRatio } from './rollout.js';
 export class ControllerMetrics {
   readonly registry = new Registry();
   private readonly trackerAnnounces: Counter;
-  private reportedOriginBytes = 0;
 
   constructor(core: ControllerCore) {
     collectDefaultMetrics({ register: this.registry });
@@ -40,15 +39,16 @@ export class ControllerMetrics {
         for (const r of core.store.live()) this.set({ release: `${r.record.name}@${r.record.version}` }, completeRatio(core.status(r.record.name, r.record.version)));
       },
     });
-    const self = this;
+    const reported = { bytes: 0 };
     new Counter({
       name: 'swarmship_controller_origin_sent_bytes_total',
       help: 'Payload bytes the origin seeder sent to peers.',
       registers: [this.registry],
       collect() {
         const total = core.origin.totalSentBytes();
-        if (total > self.reportedOriginBytes) this.inc(total - self.reportedOriginBytes);
-        self.reportedOriginBytes = Math.max(total, self.reportedOriginBytes);
+        // A counter only goes up: add what was sent since the last scrape.
+        if (total > reported.bytes) this.inc(total - reported.bytes);
+        reported.bytes = Math.max(total, reported.bytes);
       },
     });
     this.trackerAnnounces = new Counter({
