@@ -1,0 +1,143 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import type { ReleaseStatus } from '../../../../libs/contracts/src/rest.js';
+import { EXIT_FAILURE, InputError, UsageError, type Command, type CommandIo, type ParsedValues } from '../command.js';
+import { CONTROLLER_OPTIONS_HELP, ControllerClient, controllerOptions, parseLabels, releasePath } from '../controller-client.js';
+import { formatBytes, formatDuration, progressReporter } from '../progress.js';
+
+const HELP = `Usage: swarmship publish <path> --name NAME --version V [--selector k=v,…] [--wait] [--min-ready 100%] [--timeout 10m] [--json]
+
+Publish a build artifact as a release: it is uploaded to the controller (streamed, with
+a progress bar), which makes a torrent of it, seeds it, and tells every matching agent to
+fetch it. With --wait, the command then follows the rollout and exits 0 once enough
+nodes hold a verified copy, or non-zero with the nodes that failed or lag.
+
+<path> is a file (a tarball, a binary, a model). A directory already on the controller's
+volume can be published with --controller-path instead.
+
+Options:
+  --name NAME           Release name (e.g. the service). Required.
+  --version V           Release version (e.g. the commit). Required; name@version is unique.
+  --selector k=v,…      Only agents whose labels match all of these. Default: every agent.
+  --metadata k=v,…      Free-form metadata kept with the release.
+  --controller-path P   Publish P, a file or directory on the controller's own volume,
+                        instead of uploading <path>.
+  --wait                Follow the rollout until --min-ready of the targeted nodes are done.
+  --min-ready N%        With --wait: share of targeted nodes that must complete. Default 100%.
+  --timeout DURATION    With --wait: give up after this long (e.g. 90s, 10m). Default 10m.
+${CONTROLLER_OPTIONS_HELP}
+  -h, --help            Show this help.
+
+Exit codes: 0 published (and, with --wait, rolled out); 1 rollout failed or timed out;
+2 bad arguments or input; the controller's refusal (401, 409, 507…) is printed as is.
+
+Example (in a CI job):
+  export SWARMSHIP_URL=https://swarmship.internal SWARMSHIP_TOKEN=…
+  swarmship publish build/app.tar.gz --name app --version "$GIT_SHA" --selector tier=web --wait
+`;
+
+export const publishCommand: Command = {
+  name: 'publish',
+  summary: 'Publish an artifact as a release and (with --wait) follow its rollout to the fleet.',
+  help: HELP,
+  options: {
+    ...controllerOptions,
+    name: { type: 'string' },
+    version: { type: 'string' },
+    selector: { type: 'string' },
+    metadata: { type: 'string' },
+    'controller-path': { type: 'string' },
+    wait: { type: 'boolean' },
+    'min-ready': { type: 'string' },
+    timeout: { type: 'string' },
+  },
+  positionals: [0, 1],
+  async run(values: ParsedValues, [path]: string[], io: CommandIo): Promise<number> {
+    const json = values.json === true;
+    const name = required(values.name, '--name');
+    const version = required(values.version, '--version');
+    const selector = parseLabels(values.selector, '--selector');
+    const metadata = parseLabels(values.metadata, '--metadata');
+    const minReady = parsePercent(values['min-ready']);
+    const timeoutMs = parseDuration(values.timeout ?? '10m', '--timeout');
+    const remotePath = values['controller-path'];
+    if ((path === undefined) === (remotePath === undefined)) throw new UsageError('give either <path> or --controller-path');
+    const client = await ControllerClient.fromOptions(values, io);
+
+    let release: ReleaseStatus;
+    if (typeof remotePath === 'string') {
+      release = await client.postJson<ReleaseStatus>('/releases', { path: remotePath, name, version, selector, metadata });
+    } else {
+      const file = resolve(path!);
+      const st = await stat(file).catch((e: NodeJS.ErrnoException) => {
+        throw new InputError(`cannot read ${file}: ${e.code ?? e.message}`);
+      });
+      if (!st.isFile()) throw new InputError(`${file} is not a file: pack a directory first (tar czf app.tar.gz dir/), or use --controller-path`);
+      const query = new URLSearchParams({ name, version, filename: basename(file) });
+      if (values.selector) query.set('selector', String(values.selector));
+      if (values.metadata) query.set('metadata', String(values.metadata));
+      const upload = progressReporter(io, { json, label: 'upload', total: st.size });
+      const body = createReadStream(file, { highWaterMark: 1024 * 1024 });
+      let sent = 0;
+      body.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
+      release = await client.postStream<ReleaseStatus>(`/releases?${query}`, body, st.size);
+      upload.finish({ infoHash: release.infoHash });
+    }
+    if (json) io.stdout.write(JSON.stringify({ event: 'published', release }) + '\n');
+    else io.stderr.write(`published ${name}@${version} (${release.infoHash}, ${formatBytes(release.bytes)})\n`);
+    if (values.wait !== true) return 0;
+    return followRollout(client, io, name, version, minReady, timeoutMs, json);
+  },
+};
+
+/** Polls the release until enough targeted nodes are complete; prints who failed or lags otherwise. */
+async function followRollout(client: ControllerClient, io: CommandIo, name: string, version: string, minReady: number, timeoutMs: number, json: boolean): Promise<number> {
+  const started = performance.now();
+  let status = await client.get<ReleaseStatus>(releasePath(name, version));
+  const bar = progressReporter(io, { json, label: 'rollout', total: Math.max(1, status.rollout.targeted) * status.bytes });
+  const interrupted = io.interrupted.then(() => 'interrupted' as const);
+  for (;;) {
+    const r = status.rollout;
+    const verified = r.nodes.reduce((n, x) => n + x.verifiedBytes, 0);
+    bar.update({ done: verified, phase: `${r.complete}/${r.targeted} nodes complete${r.failed ? `, ${r.failed} failed` : ''}` });
+    if (r.targeted > 0 && r.complete >= Math.ceil(r.targeted * minReady)) {
+      bar.finish({ complete: r.complete, targeted: r.targeted, failed: r.failed, seconds: (performance.now() - started) / 1000 });
+      if (!json) io.stderr.write(`rolled out: ${r.complete} of ${r.targeted} nodes hold ${name}@${version} (${formatDuration((performance.now() - started) / 1000)})\n`);
+      return 0;
+    }
+    if (performance.now() - started > timeoutMs) break;
+    const tick = new Promise((res) => setTimeout(res, 1000));
+    if ((await Promise.race([tick, interrupted])) === 'interrupted') break;
+    status = await client.get<ReleaseStatus>(releasePath(name, version));
+  }
+  const r = status.rollout;
+  bar.finish({ complete: r.complete, targeted: r.targeted, failed: r.failed, outcome: 'incomplete' });
+  const lagging = r.nodes.filter((x) => x.state !== 'complete');
+  if (json) io.stdout.write(JSON.stringify({ event: 'rollout-incomplete', complete: r.complete, targeted: r.targeted, nodes: lagging }) + '\n');
+  else {
+    io.stderr.write(`rollout incomplete: ${r.complete} of ${r.targeted} nodes complete${r.targeted === 0 ? ' (no agent matches the selector)' : ''}\n`);
+    for (const x of lagging) io.stderr.write(`  ${x.agent}: ${x.state}${x.error ? ` (${x.error})` : ''}, ${formatBytes(x.verifiedBytes)} of ${formatBytes(status.bytes)}\n`);
+  }
+  return EXIT_FAILURE;
+}
+
+function required(v: unknown, flag: string): string {
+  if (typeof v !== 'string' || v === '') throw new UsageError(`${flag} is required. See 'swarmship publish --help'.`);
+  return v;
+}
+
+function parsePercent(v: unknown): number {
+  if (v === undefined) return 1;
+  const m = /^(\d+(?:\.\d+)?)%?$/.exec(String(v));
+  const n = m ? Number(m[1]) : NaN;
+  if (!(n > 0 && n <= 100)) throw new UsageError(`--min-ready ${String(v)}: expected a percentage from 1% to 100%`);
+  return n / 100;
+}
+
+export function parseDuration(v: unknown, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(v));
+  if (!m) throw new UsageError(`${flag} ${String(v)}: expected a duration such as 90s, 10m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}

@@ -1,0 +1,149 @@
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { parse as parseYaml } from 'yaml';
+import type { ApiError } from '../../../libs/contracts/src/rest.js';
+import { UsageError, type CommandIo, type ParsedValues } from './command.js';
+
+/** Where a controller started on this machine with defaults keeps its generated tokens. */
+const LOCAL_TOKENS = join('.swarmship', 'controller', 'tokens.yaml');
+const DEFAULT_URL = 'http://127.0.0.1:7070';
+
+export class ControllerError extends Error {
+  override name = 'ControllerError';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The options every command that talks to the controller takes. */
+export const controllerOptions = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+export const CONTROLLER_OPTIONS_HELP = `  --url URL             The controller's API. Default $SWARMSHIP_URL, else ${DEFAULT_URL}.
+  --token TOKEN         API token. Default $SWARMSHIP_TOKEN, else the token a controller
+                        on this machine generated in ./${LOCAL_TOKENS}.
+  --json                Machine-readable output.`;
+
+/** A small client for the controller's REST API (/api/v1). */
+export class ControllerClient {
+  private constructor(
+    readonly baseUrl: URL,
+    private readonly token: string,
+  ) {}
+
+  static async fromOptions(values: ParsedValues, io: CommandIo): Promise<ControllerClient> {
+    const text = typeof values.url === 'string' ? values.url : (io.env.SWARMSHIP_URL ?? DEFAULT_URL);
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new UsageError(`--url ${text}: not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url ${text}: expected http:// or https://`);
+    let token = typeof values.token === 'string' ? values.token : io.env.SWARMSHIP_TOKEN;
+    if (!token) {
+      const stored = await readFile(LOCAL_TOKENS, 'utf8').then((t) => parseYaml(t) as { token?: unknown }, () => undefined);
+      if (typeof stored?.token === 'string') token = stored.token;
+    }
+    if (!token) throw new UsageError('no API token: pass --token or set SWARMSHIP_TOKEN (the controller prints where it stored its token)');
+    return new ControllerClient(url, token);
+  }
+
+  async get<T>(path: string): Promise<T> {
+    return (await this.call('GET', path)) as T;
+  }
+
+  async delete<T>(path: string): Promise<T> {
+    return (await this.call('DELETE', path)) as T;
+  }
+
+  async postJson<T>(path: string, body: unknown): Promise<T> {
+    return (await this.call('POST', path, { contentType: 'application/json', body: Buffer.from(JSON.stringify(body)) })) as T;
+  }
+
+  /** Streams `body` as the request body; `length` lets the server check free space first. */
+  async postStream<T>(path: string, body: Readable, length: number): Promise<T> {
+    return (await this.call('POST', path, { contentType: 'application/octet-stream', body, length })) as T;
+  }
+
+  private call(method: string, path: string, payload?: { contentType: string; body: Buffer | Readable; length?: number }): Promise<unknown> {
+    const url = new URL(`/api/v1${path}`, this.baseUrl);
+    const send = url.protocol === 'https:' ? httpsRequest : request;
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+      if (payload) {
+        headers['content-type'] = payload.contentType;
+        const length = Buffer.isBuffer(payload.body) ? payload.body.length : payload.length;
+        if (length !== undefined) headers['content-length'] = length;
+      }
+      const req = send(url, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = undefined;
+          try {
+            body = text ? JSON.parse(text) : undefined;
+          } catch {
+            body = text;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(body);
+          const err = body as Partial<ApiError> | undefined;
+          const what = typeof err === 'object' && err?.message ? err.message : `HTTP ${status}`;
+          const hint = status === 401 ? ' (check --token or SWARMSHIP_TOKEN)' : '';
+          reject(new ControllerError(`${method} ${url.pathname}: ${status} ${what}${hint}`, status));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(new ControllerError(`cannot reach the controller at ${this.baseUrl.origin}: ${e.code ?? e.message}`, 0)),
+      );
+      if (!payload) req.end();
+      else if (Buffer.isBuffer(payload.body)) req.end(payload.body);
+      else payload.body.pipe(req);
+    });
+  }
+}
+
+/** `name@version` → parts; `name` alone when `versionOptional`. */
+export function parseReleaseRef(text: string, versionOptional: boolean): { name: string; version: string | undefined } {
+  const at = text.lastIndexOf('@');
+  const name = at > 0 ? text.slice(0, at) : text;
+  const version = at > 0 ? text.slice(at + 1) : undefined;
+  if (!name || (version !== undefined && !version) || (!versionOptional && version === undefined)) {
+    throw new UsageError(`${text}: expected NAME@VERSION${versionOptional ? ' or NAME' : ''}`);
+  }
+  return { name, version };
+}
+
+/** `k=v,k2=v2` → a map; names the flag in the error. */
+export function parseLabels(text: unknown, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (text === undefined || text === '') return out;
+  for (const pair of String(text).split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag} ${String(text)}: expected k=v,k2=v2`);
+    out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+export const releasePath = (name: string, version: string) => `/releases/${encodeURIComponent(name)}/${encodeURIComponent(version)}`;
+
+/** Prints rows as aligned columns. */
+export function table(io: CommandIo, header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  io.stdout.write(`${line(header)}\n`);
+  for (const r of rows) io.stdout.write(`${line(r)}\n`);
+}
