@@ -20,6 +20,8 @@ export class PieceReadCache {
   private readonly loading = new Map<number, Promise<Entry>>();
   private readonly free: Buffer[] = [];
   private bytes = 0;
+  /** Loads since the last trim: none means nobody is downloading from us. */
+  private loadsSinceTrim = 0;
 
   constructor(
     private readonly storage: PieceStorage,
@@ -41,6 +43,7 @@ export class PieceReadCache {
     const cached = this.get(index);
     if (cached) return Promise.resolve(cached);
     let pending = this.loading.get(index);
+    this.loadsSinceTrim++;
     if (!pending) {
       const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.pieceLength);
       const entry: Entry = { buf: whole.subarray(0, this.pieceSize(index)), pins: 0 };
@@ -86,6 +89,24 @@ export class PieceReadCache {
   private recycle(entry: Entry): void {
     this.bytes -= this.pieceLength;
     this.free.push(Buffer.from(entry.buf.buffer, entry.buf.byteOffset, this.pieceLength));
+  }
+
+  /**
+   * Called now and then: if nothing was read since the last call, gives the memory back.
+   * An origin seeds many releases, and a release nobody fetches any more should not keep
+   * its cache.
+   */
+  trimIfIdle(): void {
+    if (this.loadsSinceTrim > 0) {
+      this.loadsSinceTrim = 0;
+      return;
+    }
+    for (const [index, entry] of this.entries) {
+      if (entry.pins > 0) continue;
+      this.entries.delete(index);
+      this.bytes -= this.pieceLength;
+    }
+    this.free.length = 0;
   }
 
   clear(): void {

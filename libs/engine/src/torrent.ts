@@ -100,6 +100,8 @@ export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
 const SUPER_SEED_OFFERS_PER_PEER = 8;
 const TICK_MS = 1000;
 const CHOKE_EVERY_TICKS = 10;
+/** A read cache nobody used for this many ticks is freed. */
+const IDLE_CACHE_TRIM_TICKS = 30;
 const KEEPALIVE_AFTER_MS = 90_000;
 const IDLE_TIMEOUT_MS = 180_000;
 /** With requests outstanding and no block for this long, a peer is snubbed: its requests go elsewhere. */
@@ -674,6 +676,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       this.fillRequests(peer);
     }
     if (this.ticks % CHOKE_EVERY_TICKS === 0) this.runChoker();
+    if (this.ticks % IDLE_CACHE_TRIM_TICKS === 0) this.uploader.trimIfIdle();
     this.connectToPeers();
   }
 

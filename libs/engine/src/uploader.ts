@@ -134,6 +134,11 @@ export class Uploader {
     this.o.onSent(peer, r.length);
   }
 
+  /** Frees the read cache if no piece was read since the last call. */
+  trimIfIdle(): void {
+    this.cache.trimIfIdle();
+  }
+
   clear(): void {
     this.cache.clear();
   }
