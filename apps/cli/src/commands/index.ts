@@ -4,6 +4,8 @@ import { seedCommand } from './seed.js';
 import { downloadCommand } from './download.js';
 import { createCommand } from './create.js';
 import { infoCommand } from './info.js';
+import { agentCommand } from './agent.js';
+import { controllerCommand } from './controller.js';
 import { publishCommand } from './publish.js';
 import { agentsCommand, releasesCommand, retireCommand, statusCommand } from './fleet-queries.js';
 
@@ -14,6 +16,8 @@ export const commands: Command[] = [
   releasesCommand,
   agentsCommand,
   retireCommand,
+  controllerCommand,
+  agentCommand,
   createCommand,
   infoCommand,
   seedCommand,

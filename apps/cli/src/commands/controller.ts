@@ -1,0 +1,115 @@
+import { InputError, type Command, type CommandIo, type ParsedValues } from '../command.js';
+
+const HELP = `Usage: swarmship controller [--data DIR] [--port N] [--config FILE] [options] [--json]
+
+Run the swarmship controller: the REST API that releases are published to, the private
+tracker, the origin seeder that serves each release to the fleet, and the agent channel
+agents sync with. Releases are kept under the data dir, so a restart loses nothing.
+Runs until interrupted (Ctrl-C or SIGTERM), then closes cleanly.
+
+Options (each also from SWARMSHIP_<NAME> or the YAML file; flags win, then environment,
+then the file, then the default):
+  --data DIR                 Data dir: releases and generated tokens. SWARMSHIP_DATA.
+                             Default ./.swarmship/controller.
+  --port N                   HTTP port: API, docs, tracker, metrics. SWARMSHIP_PORT.
+                             Default 7070; 0 picks a free one.
+  --host H                   Address to listen on (HTTP and agent channel).
+                             SWARMSHIP_HOST. Default 0.0.0.0.
+  --agent-port N             Agent channel (TCP) port. SWARMSHIP_AGENT_PORT. Default 7071.
+  --peer-port N              Origin seeder's BitTorrent port. SWARMSHIP_PEER_PORT.
+                             Default 6881.
+  --public-host H            How agents reach this controller: goes into announce URLs
+                             and the origin address. SWARMSHIP_PUBLIC_HOST. Default 127.0.0.1.
+  --origin-upload-limit R    Origin upload cap, e.g. 100MB, 800mbit, unlimited.
+                             SWARMSHIP_ORIGIN_UPLOAD_LIMIT. Default unlimited.
+  --super-seed true|false    Super-seed each new release. SWARMSHIP_SUPER_SEED. Default true.
+  --retire-grace SECONDS     How long agents keep a retired release. SWARMSHIP_RETIRE_GRACE.
+                             Default 600.
+  --agent-timeout SECONDS    An agent silent this long stops counting towards rollouts.
+                             SWARMSHIP_AGENT_TIMEOUT. Default 120.
+  --path-roots DIR,...       Directories a publish by path may name. SWARMSHIP_PATH_ROOTS.
+                             Default /.
+  --log-format F             auto, json or text. SWARMSHIP_LOG_FORMAT. Default auto: JSON
+                             lines unless standard error is a terminal.
+  --config FILE              YAML file of settings (keys: data, port, agentPort, …).
+                             SWARMSHIP_CONFIG.
+  --json                     Print the addresses as one JSON line.
+  -h, --help                 Show this help.
+
+Tokens come from SWARMSHIP_TOKEN (API) and SWARMSHIP_AGENT_TOKEN (agents). When unset,
+random ones are made at the first start and kept in <data>/tokens.yaml (mode 0600); the
+controller prints where, never the tokens themselves.
+
+Example:
+  swarmship controller --data /var/lib/swarmship --public-host 10.0.0.5
+`;
+
+const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'path-roots', 'log-format', 'config'] as const;
+
+export const controllerCommand: Command = {
+  name: 'controller',
+  summary: 'Run the controller: release API, private tracker, origin seeder, agent channel.',
+  help: HELP,
+  options: { ...Object.fromEntries(SETTING_FLAGS.map((f) => [f, { type: 'string' as const }])), json: { type: 'boolean' } },
+  positionals: [0, 0],
+  async run(values: ParsedValues, _positionals: string[], io: CommandIo): Promise<number> {
+    // Loaded here, not at the top: the other commands should not pay for NestJS.
+    const lib = await import('../../../../libs/controller-core/src/index.js');
+    const flags: Record<string, string | undefined> = {};
+    for (const f of SETTING_FLAGS) if (typeof values[f] === 'string') flags[f] = values[f];
+    let config;
+    try {
+      config = await lib.ensureTokens(await lib.loadControllerConfig({ flags, env: io.env }));
+    } catch (err) {
+      if (err instanceof lib.ConfigError) throw new InputError(err.message);
+      throw err;
+    }
+    const format = config.logFormat === 'auto' ? (io.stderr.isTTY ? 'text' : 'json') : config.logFormat;
+    const log = lib.createLogger({ format, stream: io.stderr, debug: io.env['SWARMSHIP_DEBUG'] === '1' });
+    const { startController } = await import('../../../controller/src/start.js');
+    let running;
+    try {
+      running = await startController(config, log);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new InputError(`cannot listen: ${e.message}`);
+      throw err;
+    }
+    const tokens = config.tokensFile ?? 'from SWARMSHIP_TOKEN and SWARMSHIP_AGENT_TOKEN';
+    if (values.json === true) {
+      io.stdout.write(
+        JSON.stringify({
+          event: 'listening',
+          api: running.apiUrl,
+          docs: running.docsUrl,
+          metrics: running.metricsUrl,
+          announce: running.announceUrl,
+          agentChannel: running.agentChannel,
+          peerPort: running.peerPort,
+          dataDir: config.dataDir,
+          tokensFile: config.tokensFile ?? null,
+        }) + '\n',
+      );
+    } else {
+      io.stdout.write(
+        [
+          `API           ${running.apiUrl}`,
+          `docs          ${running.docsUrl}`,
+          `metrics       ${running.metricsUrl}`,
+          `tracker       ${running.announceUrl}`,
+          `agent channel ${running.agentChannel}`,
+          `origin peer   port ${running.peerPort}`,
+          `data          ${config.dataDir}`,
+          `tokens        ${tokens}`,
+          'Ctrl-C stops the controller.',
+          '',
+        ].join('\n'),
+      );
+    }
+    await io.interrupted;
+    log.info('stopping');
+    await running.close();
+    log.info('stopped');
+    return 0;
+  },
+};

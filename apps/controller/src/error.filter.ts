@@ -1,0 +1,63 @@
+import { HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiError } from '../../../libs/contracts/src/rest.js';
+import { ControllerError, type ControllerErrorCode, type Logger } from '../../../libs/controller-core/src/index.js';
+
+/** The one place a domain error becomes an HTTP status; exhaustive, so a new code must be mapped. */
+export function statusOf(code: ControllerErrorCode): { status: number; error: string } {
+  switch (code) {
+    case 'bad-request':
+      return { status: 400, error: 'Bad Request' };
+    case 'unauthorized':
+      return { status: 401, error: 'Unauthorized' };
+    case 'not-found':
+      return { status: 404, error: 'Not Found' };
+    case 'conflict':
+      return { status: 409, error: 'Conflict' };
+    case 'no-space':
+      return { status: 507, error: 'Insufficient Storage' };
+    default:
+      return assertUnreachable(code);
+  }
+}
+
+function assertUnreachable(x: never): never {
+  throw new Error(`unmapped error code ${String(x)}`);
+}
+
+/** Every error leaves as an ApiError body; unexpected ones are logged and answered 500. */
+export class ApiErrorFilter implements ExceptionFilter {
+  constructor(private readonly log: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const res = http.getResponse<ServerResponse>();
+    const req = http.getRequest<IncomingMessage & { originalUrl?: string }>();
+    let body: ApiError;
+    if (exception instanceof ControllerError) {
+      const { status, error } = statusOf(exception.code);
+      body = { statusCode: status, error, message: exception.message };
+      if (exception.field !== undefined) body.field = exception.field;
+    } else if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const r = exception.getResponse();
+      const message = typeof r === 'string' ? r : String((r as { message?: unknown }).message ?? exception.message);
+      body = { statusCode: status, error: exception.name.replace(/Exception$/, ''), message };
+    } else {
+      this.log.error('request failed', { method: req.method, path: (req.originalUrl ?? req.url ?? '').split('?')[0], error: (exception as Error)?.stack ?? String(exception) });
+      body = { statusCode: 500, error: 'Internal Server Error', message: 'internal error; see the controller log' };
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // A refusal sent before the upload was read (409, 507) must not leave the rest of the
+    // body to be parsed as the next request: close the connection after the answer.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    const text = JSON.stringify(body);
+    res.statusCode = body.statusCode;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    res.end(text);
+  }
+}

@@ -1,0 +1,104 @@
+import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ReleaseStatus } from '../../../libs/contracts/src/rest.js';
+import { badRequest, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
+import { CORE } from './tokens.js';
+import { apiErrorSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
+
+type Request = IncomingMessage & { query?: Record<string, unknown>; body?: unknown };
+
+const FIELD_HEADER = 'x-swarmship-';
+
+@ApiTags('releases')
+@ApiBearerAuth()
+@ApiResponse({ status: 401, description: 'No bearer token, or a wrong one.', schema: apiErrorSchema })
+@Controller('releases')
+export class ReleasesController {
+  constructor(@Inject(CORE) private readonly core: ControllerCore) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiOperation({
+    summary: 'Publish a release',
+    description:
+      'Either the artifact itself as the request body (application/octet-stream, streamed to disk, never held in memory) with the ' +
+      'release fields as query parameters or X-Swarmship-<Field> headers; or JSON naming a file or directory already on the ' +
+      "controller's volume. The controller makes the torrent, lists it with its tracker and starts seeding it.",
+  })
+  @ApiConsumes('application/octet-stream', 'application/json')
+  @ApiBody({ schema: { oneOf: [{ type: 'string', format: 'binary' }, publishFromPathSchema] } })
+  @ApiQuery({ name: 'name', required: false, description: 'Release name (streamed form).' })
+  @ApiQuery({ name: 'version', required: false, description: 'Release version (streamed form).' })
+  @ApiQuery({ name: 'filename', required: false, description: "The artifact's file name on the nodes; default 'artifact'." })
+  @ApiQuery({ name: 'selector', required: false, description: 'Node labels the release is for: k=v,k2=v2 (default every node).' })
+  @ApiQuery({ name: 'metadata', required: false, description: 'Free-form k=v,k2=v2 pairs passed to agents.' })
+  @ApiQuery({ name: 'unpack', required: false, description: 'Agents unpack a .tar/.tar.gz after verifying it.' })
+  @ApiResponse({ status: 201, description: 'Published; the release with its (empty) rollout.', schema: releaseStatusSchema })
+  @ApiResponse({ status: 400, description: 'A field is missing or malformed; `field` names it.', schema: apiErrorSchema })
+  @ApiResponse({ status: 409, description: 'The name and version exist already.', schema: apiErrorSchema })
+  @ApiResponse({ status: 507, description: 'The artifact does not fit on the controller; nothing was registered.', schema: apiErrorSchema })
+  publish(@Req() req: Request): Promise<ReleaseStatus> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type === 'application/json') {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('body', 'expected a JSON object');
+      return this.core.publishPath(body as RawPublishFields, body['path']);
+    }
+    if (type === 'application/octet-stream' || type === '') {
+      const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
+      const length = req.headers['content-length'];
+      const declared = length === undefined ? undefined : Number(length);
+      return this.core.publishStream(
+        { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack') },
+        field('filename'),
+        req,
+        declared,
+      );
+    }
+    throw badRequest('Content-Type', `'${type}' is not accepted: send the artifact as application/octet-stream, or JSON {"path": …}`);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'Every release, live and retired, with its rollout' })
+  @ApiResponse({ status: 200, schema: { type: 'array', items: releaseStatusSchema } })
+  list(): ReleaseStatus[] {
+    return this.core.list();
+  }
+
+  @Get(':name/:version')
+  @ApiOperation({ summary: "One release's rollout: nodes targeted, downloading, complete, failed; bytes by source; time to 50/90/100 %" })
+  @ApiParam({ name: 'name' })
+  @ApiParam({ name: 'version' })
+  @ApiResponse({ status: 200, schema: releaseStatusSchema })
+  @ApiResponse({ status: 404, description: 'No such release.', schema: apiErrorSchema })
+  status(@Param('name') name: string, @Param('version') version: string): ReleaseStatus {
+    return this.core.status(name, version);
+  }
+
+  @Get(':name/:version/torrent')
+  @ApiOperation({ summary: "The release's .torrent" })
+  @ApiParam({ name: 'name' })
+  @ApiParam({ name: 'version' })
+  @ApiProduces('application/x-bittorrent')
+  @ApiResponse({ status: 200, description: 'The bencoded metainfo.' })
+  @ApiResponse({ status: 404, description: 'No such release.', schema: apiErrorSchema })
+  torrent(@Param('name') name: string, @Param('version') version: string, @Res() res: ServerResponse): void {
+    const { fileName, torrent } = this.core.torrent(name, version);
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'application/x-bittorrent');
+    res.setHeader('Content-Disposition', `attachment; filename="${fileName}"`);
+    res.setHeader('Content-Length', torrent.length);
+    res.end(torrent);
+  }
+
+  @Delete(':name/:version')
+  @ApiOperation({ summary: 'Retire a release: the tracker and origin drop it, agents delete it after the grace period' })
+  @ApiParam({ name: 'name' })
+  @ApiParam({ name: 'version' })
+  @ApiResponse({ status: 200, schema: releaseStatusSchema })
+  @ApiResponse({ status: 404, description: 'No such release.', schema: apiErrorSchema })
+  retire(@Param('name') name: string, @Param('version') version: string): Promise<ReleaseStatus> {
+    return this.core.retire(name, version);
+  }
+}
