@@ -8,5 +8,7 @@ const stale = !existsSync(marker) ||
   (existsSync('package-lock.json') && statSync('package-lock.json').mtimeMs > statSync(marker).mtimeMs + 1000);
 if (stale) {
   console.error('swarmship: installing npm packages (npm ci)…');
-  execSync(existsSync('package-lock.json') ? 'npm ci' : 'npm install', { stdio: 'inherit' });
+  // No install scripts: none of our packages needs one, and the benchmark-only tracker's
+  // WebRTC dependency would try to download a native build.
+  execSync(existsSync('package-lock.json') ? 'npm ci --ignore-scripts' : 'npm install --ignore-scripts', { stdio: 'inherit' });
 }
