@@ -1,0 +1,2 @@
+/** Injection tokens: explicit, so nothing depends on emitted decorator metadata. */
+export const RELEASE_AGENT = Symbol('ReleaseAgent');

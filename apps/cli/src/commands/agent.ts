@@ -1,0 +1,86 @@
+import type { Command, CommandIo, ParsedValues } from '../command.js';
+import { InputError } from '../command.js';
+import { AgentConfigError, type RawSettings } from '../../../../libs/agent-core/src/config.js';
+import { agentLog } from '../../../agent/src/log.js';
+
+const HELP = `Usage: swarmship agent --controller tcp://HOST:PORT [--data DIR] [--name NODE] [--labels k=v,…] [--peer-port N]
+
+Run the agent of one node: sync the releases this node should hold from the
+controller's agent channel, download each from the swarm (every piece verified) into
+<data>/staging/<name>/<version>/, publish it whole by rename at
+<data>/releases/<name>/<version>/ (a .tar/.tar.gz the controller marks for unpacking is
+also unpacked into …/<version>/${'unpacked'}/), keep seeding it, and remove releases the
+controller retires (after its grace period) and versions beyond --keep. Progress and
+failures are reported to the controller; when it cannot be reached the agent keeps
+serving what it holds and retries. Runs until SIGTERM or Ctrl-C, then announces
+'stopped', finishes its writes and exits 0. Interrupted downloads resume on restart.
+
+Every setting comes from a flag, else a SWARMSHIP_* variable, else the YAML file
+(--config, keys in brackets), else its default:
+  --controller URL        SWARMSHIP_CONTROLLER [controller]. The agent channel,
+                          tcp://host:port. Default tcp://127.0.0.1:7001.
+  (no flag)               SWARMSHIP_AGENT_TOKEN [token]. Secret the controller checks.
+  --name NODE             SWARMSHIP_NODE_NAME [name]. Default the host name.
+  --labels k=v,…          SWARMSHIP_LABELS [labels]. For release selectors.
+  --data DIR              SWARMSHIP_DATA [data]. Default ./.swarmship/agent.
+  --peer-port N           SWARMSHIP_PEER_PORT [peerPort]. Default 6881; 0 a free one.
+  --listen-host H         SWARMSHIP_LISTEN_HOST [listenHost]. Default every interface.
+  --advertise-address A   SWARMSHIP_ADVERTISE_ADDRESS [advertiseAddress]. The address
+                          other nodes dial. Default the first external IPv4 address.
+  --upload-limit RATE     SWARMSHIP_UPLOAD_LIMIT [uploadLimit]. e.g. 100MB, 800mbit.
+  --download-limit RATE   SWARMSHIP_DOWNLOAD_LIMIT [downloadLimit]. Default unlimited.
+  --keep N                SWARMSHIP_KEEP_VERSIONS [keepVersions]. Published versions
+                          kept per artifact. Default 2.
+  --seed-for DURATION     SWARMSHIP_SEED_FOR [seedFor]. Seed a release this long after
+                          publishing it (90s, 30m, 12h, 7d). Default forever.
+  --http-port N           SWARMSHIP_HTTP_PORT [httpPort]. /metrics, /healthz, /readyz.
+                          Default 9465; 0 a free one.
+  --on-publish CMD        SWARMSHIP_ON_PUBLISH [onPublish]. Shell command run in the
+                          release dir after publishing, with SWARMSHIP_RELEASE_NAME,
+                          SWARMSHIP_RELEASE_VERSION and SWARMSHIP_RELEASE_DIR set.
+  --config FILE           SWARMSHIP_CONFIG. YAML file of the settings above.
+  --json                  Log JSON lines even on a terminal (the default elsewhere).
+  -h, --help              Show this help.
+
+Example:
+  SWARMSHIP_AGENT_TOKEN=s3cret swarmship agent --controller tcp://controller:7001 \\
+    --data /var/lib/swarmship --labels zone=eu-1,role=web
+`;
+
+const FLAG_TO_SETTING: Record<string, keyof RawSettings> = {
+  controller: 'controller', name: 'name', labels: 'labels', data: 'data', 'peer-port': 'peerPort', 'listen-host': 'listenHost',
+  'advertise-address': 'advertiseAddress', 'upload-limit': 'uploadLimit', 'download-limit': 'downloadLimit', keep: 'keepVersions',
+  'seed-for': 'seedFor', 'http-port': 'httpPort', 'on-publish': 'onPublish',
+};
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: 'Run a node agent: sync releases from the controller, download, publish, seed.',
+  help: HELP,
+  options: {
+    ...Object.fromEntries(Object.keys(FLAG_TO_SETTING).map((f) => [f, { type: 'string' as const }])),
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  positionals: [0, 0],
+  async run(values: ParsedValues, _positionals: string[], io: CommandIo): Promise<number> {
+    const flags: RawSettings & { config?: string } = {};
+    for (const [flag, key] of Object.entries(FLAG_TO_SETTING)) if (typeof values[flag] === 'string') flags[key] = values[flag];
+    if (typeof values.config === 'string') flags.config = values.config;
+    // NestJS loads only when an agent runs, so other commands start fast.
+    const { loadAgentConfig, startAgentApp } = await import('../../../agent/src/run.js');
+    let config;
+    try {
+      config = await loadAgentConfig(flags, io.env);
+    } catch (err) {
+      if (err instanceof AgentConfigError) throw new InputError(err.message);
+      throw err;
+    }
+    const log = agentLog(io.stdout, values.json === true ? true : undefined);
+    const running = await startAgentApp(config, log);
+    await io.interrupted;
+    log.info('agent-stopping', { reason: 'signal' });
+    await running.close();
+    return 0;
+  },
+};

@@ -1,0 +1,635 @@
+import { spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentIdentity, AgentProgressReport, AgentSyncRequest, AgentSyncResponse, DesiredRelease, Holding, HoldingState } from '../../contracts/src/agent-channel.js';
+import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
+import { Engine } from '../../engine/src/engine.js';
+import { announceTiers, announceTorrent, type Announcing } from '../../engine/src/announce.js';
+import type { Torrent } from '../../engine/src/torrent.js';
+import type { Metainfo } from '../../metainfo/src/metainfo.js';
+import { parseTorrent } from '../../metainfo/src/parse.js';
+import type { AgentConfig } from './config.js';
+import { AgentMetrics } from './metrics.js';
+import { ReleaseStore, safeElement } from './release-store.js';
+import { extractTar, isTarball } from './tar.js';
+
+/** The controller as the agent sees it: the two calls of the agent channel. */
+export interface ControllerChannel {
+  sync(request: AgentSyncRequest, timeoutMs: number): Promise<AgentSyncResponse>;
+  progress(report: AgentProgressReport): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The controller said no (wrong token, bad request): not a network fault, retrying alone will not fix it. */
+export class ChannelRefusedError extends Error {
+  override name = 'ChannelRefusedError';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface AgentLog {
+  info(event: string, fields?: Record<string, unknown>): void;
+  warn(event: string, fields?: Record<string, unknown>): void;
+  error(event: string, fields?: Record<string, unknown>): void;
+}
+
+/** How long the controller may hold a sync before answering "no change". */
+const SYNC_WAIT_MS = 25_000;
+const PROGRESS_EVERY_MS = 1000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+const RETRY_MIN_MS = 5_000;
+const RETRY_MAX_MS = 5 * 60_000;
+/** Where an unpacked .tar/.tar.gz goes inside the release dir, beside the artifact. */
+export const UNPACK_DIR = 'unpacked';
+
+class Cancelled extends Error {}
+
+/** One release on this node, from the first time it was desired to its removal. */
+interface Held {
+  key: string;
+  name: string;
+  version: string;
+  infoHash: string;
+  metainfo: Metainfo | undefined;
+  torrentBytes: Buffer | undefined;
+  unpack: boolean;
+  state: HoldingState;
+  error?: string;
+  completedAt?: number;
+  startedAt?: number;
+  torrent?: Torrent;
+  announcing?: Announcing;
+  task?: Promise<void>;
+  cancel?: AbortController;
+  retryAt?: number;
+  failures: number;
+  removeAt?: number;
+  fromOrigin: number;
+  fromPeers: number;
+  sent: number;
+  /** Counters of the attached torrent at the last sample. */
+  seen: { kept: number; sent: number; hashFailures: number; peers: Map<string, number> };
+  onPiece?: () => void;
+}
+
+/**
+ * The agent: syncs desired releases from the controller (long-poll, level-triggered),
+ * downloads each into staging, publishes it by rename, seeds it, removes what is no
+ * longer wanted, and reports. No framework: the app gives it a channel and a log.
+ */
+export class ReleaseAgent {
+  readonly metrics: AgentMetrics;
+  readonly store: ReleaseStore;
+  private engine: Engine | undefined;
+  private readonly held = new Map<string, Held>();
+  private last: AgentSyncResponse | undefined;
+  private knownRevision = -1;
+  private stopping = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private diskFree = 0;
+  private originHosts = new Set<string>();
+  private originKey = '';
+  private lastChannelError = '';
+  private reportDirty = true;
+  private reporting = false;
+  /** The first sync answered: the agent knows what it should hold. */
+  synced = false;
+  ready = false;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly channel: ControllerChannel,
+    private readonly log: AgentLog,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.store = new ReleaseStore(config.dataDir);
+    this.metrics = new AgentMetrics({
+      peers: () => [...this.held.values()].reduce((n, h) => n + (h.torrent?.peers.size ?? 0), 0),
+      states: () => {
+        const counts: Partial<Record<HoldingState, number>> = {};
+        for (const h of this.held.values()) counts[h.state] = (counts[h.state] ?? 0) + 1;
+        return counts;
+      },
+    });
+  }
+
+  get peerPort(): number {
+    return this.engine?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    await this.store.init();
+    const engine = new Engine({ host: this.config.listenHost, port: this.config.peerPort, uploadRateLimit: this.config.uploadRateLimit, downloadRateLimit: this.config.downloadRateLimit });
+    try {
+      await engine.listen();
+    } catch (err) {
+      await engine.close();
+      throw new Error(`cannot listen for peers on port ${this.config.peerPort}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    this.engine = engine;
+    await this.refreshDiskFree();
+    // What we held before a restart: published copies are served at once, even with
+    // no controller; partial downloads wait until the controller still wants them.
+    for (const t of await this.store.storedTorrents()) {
+      const h = this.adopt({ name: t.name, version: t.version, torrent: t.torrent, unpack: t.unpack });
+      if (!h) continue;
+      const published = await this.store.isPublished(h.name, h.version);
+      if (published) this.startTask(h, () => this.servePublished(h, published.at, false));
+    }
+    this.ready = true;
+    this.ticker = setInterval(() => this.tick(), PROGRESS_EVERY_MS);
+    this.syncing = this.syncLoop();
+    this.log.info('agent-started', { name: this.config.name, peerPort: engine.port, dataDir: this.config.dataDir, controller: `tcp://${this.config.controller.host}:${this.config.controller.port}` });
+  }
+
+  /** Stops announcing (trackers hear `stopped`), lets writes in flight finish, closes the engine. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.wake?.();
+    for (const h of this.held.values()) h.cancel?.abort();
+    await Promise.allSettled([...this.held.values()].map((h) => h.task));
+    await Promise.allSettled([...this.held.values()].map((h) => this.detach(h)));
+    await this.engine?.close();
+    await this.channel.close().catch(() => undefined);
+    await this.syncing;
+    this.log.info('agent-stopped', {});
+  }
+
+  // ---- the sync loop ------------------------------------------------------------
+
+  private async syncLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        await this.refreshDiskFree();
+        const res = await this.channel.sync(this.syncRequest(), SYNC_WAIT_MS + 15_000);
+        if (this.stopping) return;
+        if (failures > 0 || !this.synced) this.log.info('controller-connected', { revision: res.revision, desired: res.desired.length });
+        failures = 0;
+        this.lastChannelError = '';
+        this.synced = true;
+        this.knownRevision = res.revision;
+        this.last = res;
+        await this.learnOrigin(res);
+        this.reconcile();
+      } catch (err) {
+        if (this.stopping) return;
+        failures++;
+        this.reportChannelError(err as Error);
+        await this.sleep(backoff(failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS));
+      }
+    }
+  }
+
+  private reportChannelError(err: Error): void {
+    const refused = err instanceof ChannelRefusedError;
+    const message = refused ? `the controller refused this agent (${err.code}): ${err.message}` : `cannot reach the controller at ${this.config.controller.host}:${this.config.controller.port}: ${err.message}`;
+    if (message === this.lastChannelError) return;
+    this.lastChannelError = message;
+    if (refused) this.log.error('controller-refused', { code: err.code, message, hint: err.code === 'unauthorized' ? 'check SWARMSHIP_AGENT_TOKEN' : undefined });
+    else this.log.warn('controller-unreachable', { message, retrying: true, holding: this.held.size });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private syncRequest(): AgentSyncRequest {
+    return { token: this.config.token, agent: this.identity(), holdings: this.holdings(), knownRevision: this.knownRevision, waitMs: SYNC_WAIT_MS };
+  }
+
+  identity(): AgentIdentity {
+    return {
+      name: this.config.name,
+      labels: this.config.labels,
+      addresses: [this.config.advertiseAddress],
+      peerPort: this.peerPort,
+      diskFreeBytes: this.diskFree,
+      version: SWARMSHIP_VERSION,
+    };
+  }
+
+  private async refreshDiskFree(): Promise<void> {
+    this.diskFree = await this.store.freeBytes().catch(() => this.diskFree);
+  }
+
+  /** The origin's IP addresses, so bytes from it can be told from bytes from other agents. */
+  private async learnOrigin(res: AgentSyncResponse): Promise<void> {
+    const key = `${res.origin.host}:${res.origin.port}`;
+    if (key === this.originKey) return;
+    this.originKey = key;
+    const hosts = new Set<string>();
+    if (isIP(res.origin.host)) hosts.add(res.origin.host);
+    else for (const a of await lookup(res.origin.host, { all: true }).catch(() => [])) hosts.add(a.address);
+    this.originHosts = hosts;
+  }
+
+  // ---- what we hold -------------------------------------------------------------
+
+  holdings(): Holding[] {
+    return [...this.held.values()].map((h) => {
+      this.sample(h);
+      const total = h.metainfo?.length ?? 0;
+      const verified = h.state === 'complete' ? total : (h.torrent?.stats().verifiedBytes ?? 0);
+      const holding: Holding = {
+        name: h.name,
+        version: h.version,
+        infoHash: h.infoHash,
+        state: h.state,
+        verifiedBytes: verified,
+        totalBytes: total,
+        bytesFromOrigin: h.fromOrigin,
+        bytesFromPeers: h.fromPeers,
+        bytesSent: h.sent,
+      };
+      if (h.error !== undefined) holding.error = h.error;
+      if (h.completedAt !== undefined) holding.completedAt = h.completedAt;
+      return holding;
+    });
+  }
+
+  /** A release as the controller describes it, checked before anything touches the disk. */
+  private adopt(d: { name: string; version: string; torrent: Buffer; unpack: boolean; infoHash?: string }): Held | undefined {
+    const key = `${d.name}/${d.version}`;
+    const h: Held = {
+      key, name: d.name, version: d.version, infoHash: d.infoHash ?? '', metainfo: undefined, torrentBytes: d.torrent, unpack: d.unpack,
+      state: 'pending', failures: 0, fromOrigin: 0, fromPeers: 0, sent: 0, seen: { kept: 0, sent: 0, hashFailures: 0, peers: new Map() },
+    };
+    const refuse = (error: string) => {
+      if (!safeElement(d.name) || !safeElement(d.version)) return undefined;
+      h.state = 'failed';
+      h.error = error;
+      this.held.set(key, h);
+      this.log.error('release-refused', { release: key, error });
+      return h;
+    };
+    if (!safeElement(d.name) || !safeElement(d.version)) {
+      this.log.error('release-refused', { release: key, error: 'name or version is not a safe path element' });
+      return undefined;
+    }
+    try {
+      h.metainfo = parseTorrent(d.torrent);
+    } catch (err) {
+      return refuse(`the controller's torrent is invalid: ${(err as Error).message}`);
+    }
+    const hash = h.metainfo.infoHash.toString('hex');
+    if (d.infoHash !== undefined && d.infoHash.toLowerCase() !== hash) return refuse(`the torrent's info hash ${hash} is not the release's ${d.infoHash}`);
+    h.infoHash = hash;
+    if (h.unpack && !(h.metainfo.singleFile && isTarball(h.metainfo.name))) return refuse(`unpack needs a single .tar, .tar.gz or .tgz file; the artifact is ${h.metainfo.name}`);
+    this.held.set(key, h);
+    return h;
+  }
+
+  private adoptDesired(d: DesiredRelease): Held | undefined {
+    let torrent: Buffer;
+    try {
+      torrent = Buffer.from(d.torrent, 'base64');
+    } catch {
+      torrent = Buffer.alloc(0);
+    }
+    return this.adopt({ name: d.name, version: d.version, torrent, unpack: d.unpack === true, infoHash: d.infoHash });
+  }
+
+  // ---- reconciling --------------------------------------------------------------
+
+  private tick(): void {
+    if (this.stopping) return;
+    this.reconcile();
+    void this.report();
+  }
+
+  /** Brings what we hold toward what the controller last asked for; cheap, called often. */
+  private reconcile(): void {
+    if (this.stopping) return;
+    const now = this.now();
+    const res = this.last;
+    if (res) {
+      const wanted = new Set<string>();
+      for (const d of res.desired) {
+        const key = `${d.name}/${d.version}`;
+        wanted.add(key);
+        let h = this.held.get(key);
+        if (h && h.infoHash !== d.infoHash.toLowerCase() && h.metainfo) {
+          // Same name and version, other content: the old copy goes first.
+          wanted.delete(key);
+          if (!h.task) this.startTask(h, () => this.remove(h!, 'replaced by other content'));
+          continue;
+        }
+        h ??= this.adoptDesired(d);
+        if (!h) continue;
+        h.removeAt = undefined;
+        if (h.task || !h.metainfo) continue;
+        if (h.state === 'pending' || h.state === 'removing' || (h.state === 'failed' && h.retryAt !== undefined && now >= h.retryAt)) {
+          this.startTask(h, (signal) => this.obtain(h!, signal));
+        }
+      }
+      for (const h of this.held.values()) {
+        if (wanted.has(h.key)) continue;
+        if (h.removeAt === undefined) {
+          h.removeAt = now + res.retireGraceSeconds * 1000;
+          this.log.info('release-retired', { release: h.key, removeInSeconds: res.retireGraceSeconds });
+          if (h.state !== 'complete') {
+            h.cancel?.abort();
+            h.state = 'removing';
+          }
+        }
+        if (now >= h.removeAt && !h.task) this.startTask(h, () => this.remove(h, 'retired'));
+      }
+      this.pruneOldVersions(wanted);
+    }
+    this.stopSeedingExpired(now);
+  }
+
+  /** Per artifact, published copies beyond the kept count go, oldest first; desired ones always stay. */
+  private pruneOldVersions(wanted: Set<string>): void {
+    const byName = new Map<string, Held[]>();
+    for (const h of this.held.values()) {
+      if (h.state !== 'complete' && h.state !== 'removing') continue;
+      byName.set(h.name, [...(byName.get(h.name) ?? []), h]);
+    }
+    for (const list of byName.values()) {
+      if (list.length <= this.config.keepVersions) continue;
+      list.sort((a, b) => (b.completedAt ?? 0) - (a.completedAt ?? 0));
+      let keep = this.config.keepVersions - list.filter((h) => wanted.has(h.key)).length;
+      for (const h of list) {
+        if (wanted.has(h.key)) continue;
+        if (keep-- > 0) continue;
+        if (!h.task) this.startTask(h, () => this.remove(h, `more than ${this.config.keepVersions} versions of ${h.name}`));
+      }
+    }
+  }
+
+  private stopSeedingExpired(now: number): void {
+    if (!Number.isFinite(this.config.seedSeconds)) return;
+    for (const h of this.held.values()) {
+      if (h.state !== 'complete' || !h.torrent || h.task || h.completedAt === undefined) continue;
+      if (now - h.completedAt < this.config.seedSeconds * 1000) continue;
+      this.startTask(h, async () => {
+        await this.detach(h);
+        this.log.info('seeding-stopped', { release: h.key, afterSeconds: this.config.seedSeconds });
+      });
+    }
+  }
+
+  private startTask(h: Held, run: (signal: AbortSignal) => Promise<void>): void {
+    const cancel = new AbortController();
+    h.cancel = cancel;
+    h.task = run(cancel.signal)
+      .catch((err: Error) => this.failed(h, err))
+      .finally(() => {
+        h.task = undefined;
+        h.cancel = undefined;
+        this.reportDirty = true;
+        if (!this.stopping) setImmediate(() => this.reconcile());
+      });
+  }
+
+  private async failed(h: Held, err: Error): Promise<void> {
+    await this.detach(h);
+    if (err instanceof Cancelled || this.stopping) return;
+    h.failures++;
+    const noSpace = (err as NodeJS.ErrnoException).code === 'ENOSPC' || /ENOSPC|no space left/i.test(err.message);
+    h.state = 'failed';
+    h.error = noSpace ? 'no space left on device' : err.message;
+    h.retryAt = this.now() + backoff(h.failures, RETRY_MIN_MS, RETRY_MAX_MS);
+    if (noSpace) await this.store.removeStaging(h.name, h.version).catch(() => undefined);
+    this.log.error('release-failed', { release: h.key, error: h.error, retryInSeconds: Math.round((h.retryAt - this.now()) / 1000) });
+  }
+
+  // ---- download, publish, serve, remove -----------------------------------------
+
+  private async obtain(h: Held, signal: AbortSignal): Promise<void> {
+    const metainfo = h.metainfo!;
+    const published = await this.store.isPublished(h.name, h.version);
+    if (published) return this.servePublished(h, published.at, false);
+    h.state = 'downloading';
+    h.error = undefined;
+    h.startedAt = this.now();
+    this.reportDirty = true;
+    const staging = this.store.stagingDir(h.name, h.version);
+    await mkdir(staging, { recursive: true });
+    const needed = metainfo.length - (await allocatedBytes(staging));
+    const free = await this.store.freeBytes();
+    if (needed > free) throw Object.assign(new Error(`no space left on device: ${needed} bytes needed, ${free} free`), { code: 'ENOSPC' });
+    await this.store.saveTorrent({ name: h.name, version: h.version, torrent: h.torrentBytes!, unpack: h.unpack });
+    const origin = this.last?.origin;
+    const torrent = await this.engine!.addTorrent(metainfo, {
+      dir: staging,
+      mode: 'download',
+      peers: origin && origin.port > 0 ? [{ host: origin.host, port: origin.port }] : [],
+      onCheckProgress: () => {
+        h.state = 'verifying';
+      },
+    });
+    h.state = 'downloading';
+    this.attach(h, torrent);
+    this.log.info('download-started', { release: h.key, bytes: metainfo.length, resumedBytes: torrent.stats().verifiedBytes });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        if (torrent.complete) return resolve();
+        torrent.once('complete', resolve);
+        torrent.once('error', reject);
+        signal.addEventListener('abort', () => reject(new Cancelled()), { once: true });
+      });
+    } catch (err) {
+      await this.detach(h);
+      throw err;
+    }
+    h.state = 'publishing';
+    this.reportDirty = true;
+    await this.detach(h);
+    if (h.unpack) {
+      const result = await extractTar(join(staging, metainfo.name), join(staging, UNPACK_DIR));
+      this.log.info('unpacked', { release: h.key, files: result.files, bytes: result.bytes });
+    }
+    const dir = await this.store.publish(h.name, h.version);
+    const at = this.now();
+    this.metrics.downloadDuration.observe((at - h.startedAt) / 1000);
+    await this.servePublished(h, at, true);
+    this.log.info('published', { release: h.key, path: dir, bytes: metainfo.length, fromOrigin: h.fromOrigin, fromPeers: h.fromPeers });
+    if (this.config.onPublish) await this.runOnPublish(h, dir);
+  }
+
+  /** Seeds a published copy; after a restart its files are checked first (`trust` only right after publishing). */
+  private async servePublished(h: Held, at: number, trust: boolean): Promise<void> {
+    const metainfo = h.metainfo!;
+    const torrent = await this.engine!.addTorrent(metainfo, { dir: this.store.releaseDir(h.name, h.version), mode: 'seed', trustFiles: trust });
+    if (!torrent.complete) {
+      await this.engine!.removeTorrent(torrent.infoHashHex);
+      h.state = 'failed';
+      h.error = `the published copy at ${this.store.releaseDir(h.name, h.version)} no longer matches its torrent; not served`;
+      this.log.error('release-corrupt', { release: h.key, error: h.error });
+      return;
+    }
+    h.state = 'complete';
+    h.error = undefined;
+    h.failures = 0;
+    h.retryAt = undefined;
+    h.completedAt = at;
+    this.attach(h, torrent);
+  }
+
+  private async runOnPublish(h: Held, dir: string): Promise<void> {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn('/bin/sh', ['-c', this.config.onPublish!], {
+        cwd: dir,
+        env: { ...process.env, SWARMSHIP_RELEASE_NAME: h.name, SWARMSHIP_RELEASE_VERSION: h.version, SWARMSHIP_RELEASE_DIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      const keep = (d: Buffer) => (out = (out + d.toString()).slice(-4000));
+      child.stdout.on('data', keep);
+      child.stderr.on('data', keep);
+      child.once('error', (err) => {
+        out += err.message;
+        resolve(null);
+      });
+      child.once('close', (c) => {
+        this.log.info('on-publish-finished', { release: h.key, exitCode: c, output: out.trim() });
+        resolve(c);
+      });
+    });
+    if (code !== 0) {
+      h.state = 'failed';
+      h.error = `published at ${dir}, but the post-publish command failed (exit ${code ?? 'error'})`;
+      this.log.error('on-publish-failed', { release: h.key, error: h.error });
+    }
+  }
+
+  private async remove(h: Held, why: string): Promise<void> {
+    h.state = 'removing';
+    await this.detach(h);
+    await this.store.removeRelease(h.name, h.version);
+    this.held.delete(h.key);
+    this.log.info('release-removed', { release: h.key, reason: why });
+  }
+
+  // ---- the engine side ----------------------------------------------------------
+
+  private attach(h: Held, torrent: Torrent): void {
+    h.torrent = torrent;
+    h.seen = { kept: 0, sent: 0, hashFailures: 0, peers: new Map() };
+    // Sampled on every verified piece as well as each second: the origin's connection is
+    // closed the moment the last piece lands, and its bytes must be counted as its own.
+    h.onPiece = () => {
+      this.metrics.piecesVerified.inc();
+      this.sample(h);
+    };
+    torrent.on('piece', h.onPiece);
+    torrent.on('error', () => undefined);
+    const tiers = announceTiers(h.metainfo!);
+    const announceUrl = this.last?.announceUrl;
+    h.announcing = announceTorrent(torrent, tiers.length > 0 ? tiers : announceUrl ? [[announceUrl]] : [], {
+      peerId: this.engine!.peerId,
+      port: this.engine!.port,
+      clock: this.engine!.clock,
+      random: this.engine!.random,
+    });
+  }
+
+  private async detach(h: Held): Promise<void> {
+    const torrent = h.torrent;
+    if (!torrent) return;
+    this.sample(h);
+    if (h.onPiece) torrent.off('piece', h.onPiece);
+    const announcing = h.announcing;
+    h.torrent = undefined;
+    h.announcing = undefined;
+    await announcing?.stop().catch(() => undefined);
+    await this.engine?.removeTorrent(torrent.infoHashHex);
+  }
+
+  /** Adds what the torrent moved since the last sample to the release's and the metrics' counters. */
+  private sample(h: Held): void {
+    const t = h.torrent;
+    if (!t) return;
+    const s = t.stats();
+    const seen = h.seen;
+    let fromOrigin = 0;
+    const current = new Map<string, number>();
+    for (const p of s.peerStats) {
+      const kept = p.downloadedBytes - p.wastedBytes;
+      const before = seen.peers.get(p.address) ?? 0;
+      current.set(p.address, kept);
+      if (this.isOrigin(p.address, p.listenPort)) fromOrigin += kept >= before ? kept - before : kept;
+    }
+    seen.peers = current;
+    const kept = s.downloadedBytes - s.wastedBytes;
+    const received = Math.max(0, kept - seen.kept);
+    seen.kept = kept;
+    fromOrigin = Math.min(Math.max(0, fromOrigin), received);
+    h.fromOrigin += fromOrigin;
+    h.fromPeers += received - fromOrigin;
+    if (fromOrigin > 0) this.metrics.receivedBytes.inc({ source: 'origin' }, fromOrigin);
+    if (received - fromOrigin > 0) this.metrics.receivedBytes.inc({ source: 'peer' }, received - fromOrigin);
+    const sent = Math.max(0, s.uploadedBytes - seen.sent);
+    seen.sent = s.uploadedBytes;
+    h.sent += sent;
+    if (sent > 0) this.metrics.sentBytes.inc(sent);
+    const failures = Math.max(0, s.hashFailures - seen.hashFailures);
+    seen.hashFailures = s.hashFailures;
+    if (failures > 0) this.metrics.hashFailures.inc(failures);
+  }
+
+  private isOrigin(address: string, listenPort: number | undefined): boolean {
+    if (!this.last) return false;
+    const cut = address.lastIndexOf(':');
+    const host = address.slice(0, cut).replace(/^::ffff:/, '');
+    const port = Number(address.slice(cut + 1));
+    if (!this.originHosts.has(host)) return false;
+    return port === this.last.origin.port || listenPort === this.last.origin.port;
+  }
+
+  // ---- reporting ----------------------------------------------------------------
+
+  /** Progress about every second while anything moves, and once after each change. */
+  private async report(): Promise<void> {
+    if (this.reporting || !this.synced) return;
+    const busy = [...this.held.values()].some((h) => h.state === 'pending' || h.state === 'downloading' || h.state === 'verifying' || h.state === 'publishing' || h.state === 'removing');
+    if (!busy && !this.reportDirty) {
+      for (const h of this.held.values()) this.sample(h);
+      return;
+    }
+    this.reportDirty = false;
+    this.reporting = true;
+    try {
+      await this.channel.progress({ token: this.config.token, agentName: this.config.name, holdings: this.holdings() });
+    } catch (err) {
+      this.reportDirty = true;
+      this.reportChannelError(err as Error);
+    } finally {
+      this.reporting = false;
+    }
+  }
+}
+
+/** Exponential backoff with full jitter in the upper half, so a fleet does not retry in step. */
+function backoff(failures: number, min: number, max: number): number {
+  const ceiling = Math.min(max, min * 2 ** Math.min(20, failures - 1));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/** Bytes actually on disk below `dir` (sparse files count what is written, not their length). */
+async function allocatedBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) total += await allocatedBytes(p);
+    else if (entry.isFile()) total += ((await stat(p).catch(() => undefined))?.blocks ?? 0) * 512;
+  }
+  return total;
+}
