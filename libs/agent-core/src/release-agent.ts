@@ -394,7 +394,9 @@ export class ReleaseAgent {
         h.task = undefined;
         h.cancel = undefined;
         this.reportDirty = true;
-        if (!this.stopping) setImmediate(() => this.reconcile());
+        if (this.stopping) return;
+        setImmediate(() => this.reconcile());
+        void this.report();
       });
   }
 
@@ -437,6 +439,8 @@ export class ReleaseAgent {
     });
     h.state = 'downloading';
     this.attach(h, torrent);
+    this.reportDirty = true;
+    void this.report();
     this.log.info('download-started', { release: h.key, bytes: metainfo.length, resumedBytes: torrent.stats().verifiedBytes });
     try {
       await new Promise<void>((resolve, reject) => {
