@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeStrict as decode } from '../libs/bencode/src/index.js';
 import { parseTorrent } from '../libs/metainfo/src/parse.js';
 import { percentEncodeBytes } from '../libs/tracker/src/query.js';
 import type { ApiError, ReleaseStatus } from '../libs/contracts/src/rest.js';
+import { startCli } from './helpers/cli.js';
 import { authHeaders, parsePrometheusText, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
 
 let temp: { dir: string; remove: () => Promise<void> };
@@ -174,6 +175,21 @@ describe('controller REST API', () => {
     expect(text).toMatch(/^swarmship_controller_releases\{state="live"\} 2$/m);
     expect(text).toMatch(/^swarmship_tracker_announces_total [1-9]/m);
     expect(text).toMatch(/^swarmship_controller_rollout_complete_ratio\{release="web@1.0.0"\} 0$/m);
+  });
+
+  it('seeds from the origin: a client that knows only the torrent downloads a verified copy through the tracker', async () => {
+    const torrentPath = join(temp.dir, 'web.torrent');
+    await writeFile(torrentPath, Buffer.from(await (await api('/releases/web/1.0.0/torrent')).arrayBuffer()));
+    const out = join(temp.dir, 'download');
+    const cli = startCli(['download', torrentPath, '--dir', out, '--host', '127.0.0.1', '--json']);
+    const code = await Promise.race([cli.exited, new Promise((r) => setTimeout(() => r('timeout'), 20_000))]);
+    if (code !== 0) await cli.stop();
+    expect(code, cli.stderr()).toBe(0);
+    expect((await readFile(join(out, 'app.bin'))).equals(artifact)).toBe(true);
+    const status = (await (await api('/releases/web/1.0.0')).json()) as ReleaseStatus;
+    expect(status.rollout.originBytesSent).toBeGreaterThanOrEqual(artifact.length);
+    const sent = /^swarmship_controller_origin_sent_bytes_total (\d+)/m.exec(await (await fetch(`${ctl.base}/metrics`)).text());
+    expect(Number(sent?.[1])).toBeGreaterThanOrEqual(artifact.length);
   });
 
   it('retires a release: listed as retired, dropped from the tracker', async () => {
