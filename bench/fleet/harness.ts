@@ -1,0 +1,392 @@
+/**
+ * The fleet harness: makes the hosts and links once, makes the artifact once, then runs
+ * each scenario on them in turn, timing it, counting the bytes on every link, sampling
+ * every process it started, checking every copy bit for bit, and stopping everything it
+ * started. Namespaces, links and processes go away on return, on an exception, on
+ * SIGINT/SIGTERM and (as a last resort) on process exit.
+ */
+import { createHash, randomFill } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child, killAllChildren, Sampler } from '../lib/proc.js';
+import { deleteAllNamespaces, FleetNetwork, type Host, type LinkCounters } from './network.js';
+import type { Artifact, NodeCopy, Scenario, ScenarioContext } from './scenario.js';
+
+const MIB = 1024 * 1024;
+
+export interface FleetOptions {
+  nodes: number;
+  rateBitsPerSecond: number;
+  size: number;
+  pieceLength: number;
+  latencyMs?: number;
+  lossPercent?: number;
+  /** Node n01 runs at this fraction of the others' rate. */
+  slowNodeFactor?: number;
+  scenarios: Scenario[];
+  /** Per scenario, from its start. */
+  timeoutMs: number;
+  log?: (message: string) => void;
+  /** Parent of the scratch dir (default the OS temp dir). */
+  tmpRoot?: string;
+}
+
+export interface ProcessStats {
+  label: string;
+  cpuSeconds: number;
+  peakRssAnonMiB: number;
+  vmHwmMiB: number;
+}
+
+export interface HostStats {
+  host: string;
+  role: 'origin' | 'node';
+  slow: boolean;
+  /** Seconds from the scenario's start to this node's copy (nodes only). */
+  completedSeconds: number | null;
+  verified: boolean | null;
+  /** Every process of this host together: CPU from the start to the end of the scenario. */
+  cpuSeconds: number;
+  /** The largest of this host's processes. */
+  peakRssAnonMiB: number;
+  vmHwmMiB: number;
+  txBytes: number;
+  rxBytes: number;
+  processes: ProcessStats[];
+}
+
+export interface CompletionSummary {
+  count: number;
+  firstSeconds: number;
+  p50Seconds: number;
+  p90Seconds: number;
+  lastSeconds: number;
+}
+
+export interface ScenarioResult {
+  id: string;
+  label: string;
+  kind: 'fanout' | 'swarm';
+  notes: string;
+  ok: boolean;
+  error?: string;
+  /** Start to the last verified copy. */
+  lastCopySeconds: number;
+  /** Start to the scenario's own end (publish --wait returning), when it has one. */
+  finishedSeconds: number | null;
+  completion: CompletionSummary | null;
+  /** Without the slow node, when there is one. */
+  fastNodes: CompletionSummary | null;
+  boundSeconds: number;
+  boundFormula: string;
+  ratioToBound: number;
+  fastNodesBoundSeconds: number | null;
+  allVerified: boolean;
+  originSentBytes: number;
+  originSentPerArtifact: number;
+  linkBytes: number;
+  linkBytesPerNTimesSize: number;
+  hostCpuBusyPercent: number;
+  hosts: HostStats[];
+  /** Node completion times, seconds, ascending: the curve. */
+  curve: number[];
+}
+
+export interface FleetResult {
+  options: Omit<FleetOptions, 'scenarios' | 'log' | 'tmpRoot'>;
+  scenarios: ScenarioResult[];
+  /** Seconds to make the hosts and links. */
+  setupSeconds: number;
+}
+
+/** The checkout's root, from the source file or its compiled copy under dist/. */
+export function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'swarmship') return dir;
+    const parent = resolve(dir, '..');
+    if (parent === dir) throw new Error('cannot find the swarmship checkout above this script');
+    dir = parent;
+  }
+}
+
+export async function runFleet(opts: FleetOptions): Promise<FleetResult> {
+  const log = opts.log ?? (() => undefined);
+  const root = findRoot();
+  const cli = join(root, 'dist/apps/cli/src/main.js');
+  if (!existsSync(cli)) throw new Error(`${cli} is missing; build first (npm run build)`);
+  const tmp = await mkdtemp(join(opts.tmpRoot ?? tmpdir(), 'swarmship-fleet-'));
+  const net = new FleetNetwork({ nodes: opts.nodes, rateBitsPerSecond: opts.rateBitsPerSecond, latencyMs: opts.latencyMs, lossPercent: opts.lossPercent, slowNodeFactor: opts.slowNodeFactor });
+
+  let cleaned = false;
+  const cleanupNow = () => {
+    if (cleaned) return;
+    cleaned = true;
+    killAllChildren();
+    net.destroy();
+    deleteAllNamespaces();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\n${sig}: stopping the fleet's processes and removing its namespaces\n`);
+    cleanupNow();
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const t = performance.now();
+    net.create();
+    const setupSeconds = (performance.now() - t) / 1000;
+    log(`fleet ${net.runId}: origin ${net.origin.address} and ${opts.nodes} nodes on one bridge, ${opts.rateBitsPerSecond / 1e6} Mbit/s up and down per host${opts.slowNodeFactor !== undefined ? `, n01 at ${opts.slowNodeFactor} × that` : ''} (made in ${setupSeconds.toFixed(1)} s)`);
+
+    const artifactDir = join(tmp, 'origin-artifact');
+    await mkdir(artifactDir);
+    const name = 'artifact.bin';
+    const path = join(artifactDir, name);
+    const sha1 = await generate(path, opts.size);
+    const artifact: Artifact = { path, name, size: opts.size, sha1, pieceLength: opts.pieceLength };
+    log(`artifact: ${fmtBytes(opts.size)} of random data, SHA-1 ${sha1.slice(0, 12)}…`);
+
+    const results: ScenarioResult[] = [];
+    for (const scenario of opts.scenarios) {
+      log(`scenario ${scenario.id}: ${scenario.label}`);
+      const r = await runScenario(scenario, { net, artifact, root, cli, tmp, opts, log });
+      results.push(r);
+      log(r.ok ? `  last copy after ${r.lastCopySeconds.toFixed(1)} s (${r.ratioToBound.toFixed(2)} × bound), ${r.allVerified ? 'every copy bit-identical' : 'A COPY DIFFERS'}` : `  failed: ${r.error}`);
+    }
+    const { scenarios: _s, log: _l, tmpRoot: _t, ...options } = opts;
+    return { options, scenarios: results, setupSeconds };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    cleanupNow();
+  }
+}
+
+interface Running {
+  host: Host;
+  child: Child;
+  sampler: Sampler;
+  cpuAtStart: number;
+}
+
+async function runScenario(
+  scenario: Scenario,
+  env: { net: FleetNetwork; artifact: Artifact; root: string; cli: string; tmp: string; opts: FleetOptions; log: (m: string) => void },
+): Promise<ScenarioResult> {
+  const { net, artifact, opts } = env;
+  const dir = join(env.tmp, scenario.id);
+  await mkdir(dir);
+  for (const h of net.hosts) await mkdir(join(dir, h.name));
+  const running: Running[] = [];
+  let started = false;
+  const ctx: ScenarioContext = {
+    net,
+    artifact,
+    root: env.root,
+    cli: env.cli,
+    dir,
+    hostDir: (h) => join(dir, h.name),
+    spawn(host, label, command, args, extraEnv) {
+      // `ip netns exec` and `env` both exec, so the PID is the command's own.
+      const argv = extraEnv ? ['env', ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`), command, ...args] : [command, ...args];
+      const child = new Child(`${label} (${host.name})`, 'ip', net.execArgs(host, argv[0]!, argv.slice(1)));
+      const sampler = new Sampler(child.pid, 100);
+      running.push({ host, child, sampler, cpuAtStart: started ? 0 : NaN });
+      return child;
+    },
+    log: (m) => env.log(`  ${m}`),
+    deadline: Infinity,
+  };
+
+  let t0 = NaN;
+  let copies = new Map<string, NodeCopy>();
+  let finishedAt: number | null = null;
+  let error: string | undefined;
+  let before = new Map<string, LinkCounters>();
+  let after = new Map<string, LinkCounters>();
+  let cpuBefore = hostCpu();
+  let cpuAfter = cpuBefore;
+  let end = NaN;
+  try {
+    await scenario.setup(ctx);
+    for (const r of running) {
+      r.sampler.sample();
+      r.cpuAtStart = r.sampler.lastCpu;
+    }
+    before = net.counters();
+    cpuBefore = hostCpu();
+    started = true;
+    t0 = performance.now();
+    ctx.deadline = t0 + opts.timeoutMs;
+    await scenario.start(ctx);
+    copies = await scenario.waitForNodes(ctx);
+    end = Math.max(...[...copies.values()].map((c) => c.at));
+    if (scenario.finishedAt) {
+      finishedAt = await scenario.finishedAt(ctx);
+      end = Math.max(end, finishedAt);
+    }
+  } catch (err) {
+    error = (err as Error).message;
+    if (Number.isNaN(end)) end = performance.now();
+  } finally {
+    for (const r of running) r.sampler.sample();
+    after = started ? net.counters() : before;
+    cpuAfter = hostCpu();
+    for (const r of running) r.sampler.stop();
+    try {
+      await scenario.teardown(ctx);
+    } catch (err) {
+      error ??= `teardown: ${(err as Error).message}`;
+    }
+    await Promise.all(running.map((r) => r.child.stop(3000)));
+  }
+
+  // Every copy, bit for bit, before the scenario's dir goes.
+  const verified = new Map<string, boolean>();
+  for (const [name, copy] of copies) verified.set(name, existsSync(copy.path) && (await sha1Of(copy.path)) === artifact.sha1);
+  await rm(dir, { recursive: true, force: true });
+
+  const size = artifact.size;
+  const rateBytes = opts.rateBitsPerSecond / 8;
+  const n = net.nodes.length;
+  const slowFactor = opts.slowNodeFactor;
+  const seconds = (at: number) => (at - t0) / 1000;
+  const nodeTimes = net.nodes.map((h) => copies.get(h.name)).filter((c): c is NodeCopy => c !== undefined).map((c) => seconds(c.at));
+  const fastTimes = net.nodes.filter((h) => !(slowFactor !== undefined && h.index === 1)).map((h) => copies.get(h.name)).filter((c): c is NodeCopy => c !== undefined).map((c) => seconds(c.at));
+  const slowBound = slowFactor !== undefined ? size / (rateBytes * slowFactor) : 0;
+  const swarmBound = size / rateBytes + artifact.pieceLength / rateBytes;
+  const bound = scenario.kind === 'fanout' ? Math.max((n * size) / rateBytes, slowBound) : Math.max(swarmBound, slowBound);
+  const boundFormula = scenario.kind === 'fanout' ? 'N·S/U' : 'S/U + P/U (one piece relayed once more)';
+  const lastCopySeconds = nodeTimes.length === n ? Math.max(...nodeTimes) : NaN;
+  const delta = (host: string, k: keyof LinkCounters) => (after.get(host)?.[k] ?? 0) - (before.get(host)?.[k] ?? 0);
+  const linkBytes = net.hosts.reduce((s, h) => s + delta(h.name, 'tx'), 0);
+  const originSent = delta('origin', 'tx');
+  const hosts: HostStats[] = net.hosts.map((h) => {
+    const procs = running
+      .filter((r) => r.host === h)
+      .map((r) => ({
+        label: r.child.label,
+        cpuSeconds: r.sampler.lastCpu - (Number.isNaN(r.cpuAtStart) ? 0 : r.cpuAtStart),
+        peakRssAnonMiB: r.sampler.peakRssAnon / MIB,
+        vmHwmMiB: r.sampler.peakVmHwm / MIB,
+      }));
+    const copy = copies.get(h.name);
+    return {
+      host: h.name,
+      role: h.role,
+      slow: slowFactor !== undefined && h.index === 1,
+      completedSeconds: copy ? seconds(copy.at) : null,
+      verified: h.role === 'node' ? (verified.get(h.name) ?? false) : null,
+      cpuSeconds: procs.reduce((s, p) => s + p.cpuSeconds, 0),
+      peakRssAnonMiB: Math.max(0, ...procs.map((p) => p.peakRssAnonMiB)),
+      vmHwmMiB: Math.max(0, ...procs.map((p) => p.vmHwmMiB)),
+      txBytes: delta(h.name, 'tx'),
+      rxBytes: delta(h.name, 'rx'),
+      processes: procs,
+    };
+  });
+  const allVerified = net.nodes.every((h) => verified.get(h.name) === true);
+  if (!error && !allVerified) error = `copies that differ from the artifact: ${net.nodes.filter((h) => verified.get(h.name) !== true).map((h) => h.name).join(', ')}`;
+  return {
+    id: scenario.id,
+    label: scenario.label,
+    kind: scenario.kind,
+    notes: scenario.notes,
+    ok: error === undefined,
+    ...(error !== undefined ? { error } : {}),
+    lastCopySeconds,
+    finishedSeconds: finishedAt !== null ? seconds(finishedAt) : null,
+    completion: summarize(nodeTimes),
+    fastNodes: slowFactor !== undefined ? summarize(fastTimes) : null,
+    boundSeconds: bound,
+    boundFormula,
+    ratioToBound: lastCopySeconds / bound,
+    fastNodesBoundSeconds: slowFactor !== undefined ? (scenario.kind === 'fanout' ? (n * size) / rateBytes : swarmBound) : null,
+    allVerified,
+    originSentBytes: originSent,
+    originSentPerArtifact: originSent / size,
+    linkBytes,
+    linkBytesPerNTimesSize: linkBytes / (n * size),
+    hostCpuBusyPercent: busyPercent(cpuBefore, cpuAfter),
+    hosts,
+    curve: [...nodeTimes].sort((a, b) => a - b),
+  };
+}
+
+/** Nearest-rank percentile of ascending values. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1]!;
+}
+
+function summarize(times: number[]): CompletionSummary | null {
+  if (times.length === 0) return null;
+  const s = [...times].sort((a, b) => a - b);
+  return { count: s.length, firstSeconds: s[0]!, p50Seconds: percentile(s, 50), p90Seconds: percentile(s, 90), lastSeconds: s[s.length - 1]! };
+}
+
+/** Jiffies of the whole machine, busy and total, from /proc/stat. */
+function hostCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+function busyPercent(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  const total = b.total - a.total;
+  return total > 0 ? ((b.busy - a.busy) / total) * 100 : NaN;
+}
+
+/** Random bytes so no two pieces are alike, flushed to disk; returns the SHA-1 of the whole. */
+async function generate(path: string, size: number): Promise<string> {
+  const chunk = 16 * MIB;
+  const hash = createHash('sha1');
+  const handle = await open(path, 'w');
+  try {
+    const buf = Buffer.allocUnsafe(chunk);
+    for (let written = 0; written < size; ) {
+      const n = Math.min(chunk, size - written);
+      await new Promise<void>((res, rej) => randomFill(buf, 0, n, (err) => (err ? rej(err) : res())));
+      const slice = buf.subarray(0, n);
+      hash.update(slice);
+      await handle.write(slice, 0, n);
+      written += n;
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+export async function sha1Of(path: string): Promise<string> {
+  const hash = createHash('sha1');
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(16 * MIB);
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
+  if (n >= MIB && n % MIB === 0) return `${n / MIB} MiB`;
+  return `${n} bytes`;
+}
