@@ -101,6 +101,8 @@ describe('controller REST API', () => {
       ['/releases', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'a', version: '1' }) }, 'path'],
       ['/releases', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'a', version: '1', path: join(temp.dir, 'missing') }) }, 'path'],
       ['/releases', { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'x' }, 'Content-Type'],
+      ['/releases', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"path": ' }, 'body'],
+      ['/releases', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '[1]' }, 'body'],
     ];
     for (const [path, init, field] of cases) {
       const res = await api(path, init);
@@ -147,6 +149,9 @@ describe('controller REST API', () => {
         expect(((await res.json()) as ApiError).statusCode).toBe(401);
       }
     }
+    // Auth comes before any reading of the body: a malformed one gets 401 too.
+    const bad = await fetch(`${ctl.api}/releases`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{bad' });
+    expect(bad.status).toBe(401);
     // Nothing changed: the DELETE without a token did not retire anything.
     expect(((await (await api('/releases/web/1.0.0')).json()) as ReleaseStatus).retiredAt).toBeUndefined();
     for (const path of open) expect((await fetch(`${ctl.base}${path}`)).status, path).toBe(200);

@@ -1,5 +1,5 @@
 import { HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ApiError } from '../../../libs/contracts/src/rest.js';
 import { ControllerError, type ControllerErrorCode, type Logger } from '../../../libs/controller-core/src/index.js';
 
@@ -42,7 +42,7 @@ export class ApiErrorFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const r = exception.getResponse();
       const message = typeof r === 'string' ? r : String((r as { message?: unknown }).message ?? exception.message);
-      body = { statusCode: status, error: exception.name.replace(/Exception$/, ''), message };
+      body = { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message };
     } else {
       this.log.error('request failed', { method: req.method, path: (req.originalUrl ?? req.url ?? '').split('?')[0], error: (exception as Error)?.stack ?? String(exception) });
       body = { statusCode: 500, error: 'Internal Server Error', message: 'internal error; see the controller log' };

@@ -6,7 +6,7 @@ import { badRequest, type ControllerCore, type RawPublishFields } from '../../..
 import { CORE } from './tokens.js';
 import { apiErrorSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
 
-type Request = IncomingMessage & { query?: Record<string, unknown>; body?: unknown };
+type Request = IncomingMessage & { query?: Record<string, unknown> };
 
 const FIELD_HEADER = 'x-swarmship-';
 
@@ -38,11 +38,10 @@ export class ReleasesController {
   @ApiResponse({ status: 400, description: 'A field is missing or malformed; `field` names it.', schema: apiErrorSchema })
   @ApiResponse({ status: 409, description: 'The name and version exist already.', schema: apiErrorSchema })
   @ApiResponse({ status: 507, description: 'The artifact does not fit on the controller; nothing was registered.', schema: apiErrorSchema })
-  publish(@Req() req: Request): Promise<ReleaseStatus> {
+  async publish(@Req() req: Request): Promise<ReleaseStatus> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type === 'application/json') {
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('body', 'expected a JSON object');
+      const body = await readJsonObject(req);
       return this.core.publishPath(body as RawPublishFields, body['path']);
     }
     if (type === 'application/octet-stream' || type === '') {
@@ -101,4 +100,29 @@ export class ReleasesController {
   retire(@Param('name') name: string, @Param('version') version: string): Promise<ReleaseStatus> {
     return this.core.retire(name, version);
   }
+}
+
+/** A JSON publish names a path: a few hundred bytes. More than this is not one. */
+const MAX_JSON_BYTES = 64 * 1024;
+
+/**
+ * Reads a JSON body here, after the auth guard, rather than in a body-parser middleware
+ * that runs before it: a caller without a token learns nothing, not even a parse error.
+ */
+async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_JSON_BYTES) throw badRequest('body', `a JSON publish is at most ${MAX_JSON_BYTES} bytes; upload artifacts as application/octet-stream`);
+    chunks.push(chunk);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw badRequest('body', `not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('body', 'expected a JSON object');
+  return value as Record<string, unknown>;
 }

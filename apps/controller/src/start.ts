@@ -31,7 +31,11 @@ export interface RunningController {
 export async function startController(config: ControllerConfig, log: Logger): Promise<RunningController> {
   const core = new ControllerCore(config, log);
   const metrics = new ControllerMetrics(core);
-  const app = await NestFactory.create(ControllerAppModule.forRoot(core, metrics), { logger: new NestLogger(log) });
+  const app = await NestFactory.create(ControllerAppModule.forRoot(core, metrics), {
+    logger: new NestLogger(log),
+    // Bodies are read by the routes themselves, after auth: uploads streamed, JSON bounded.
+    bodyParser: false,
+  });
   try {
     mountTracker(app, core, metrics);
     app.setGlobalPrefix('api/v1', {
