@@ -83,7 +83,7 @@ const SPECS: SettingSpec[] = [
 ];
 
 /** The agent channel's default: a controller on the same machine. */
-export const DEFAULT_CONTROLLER = 'tcp://127.0.0.1:7001';
+export const DEFAULT_CONTROLLER = 'tcp://127.0.0.1:7071';
 export const DEFAULT_DATA_DIR = './.swarmship/agent';
 export const DEFAULT_PEER_PORT = 6881;
 export const DEFAULT_HTTP_PORT = 9465;

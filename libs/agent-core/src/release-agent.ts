@@ -87,7 +87,7 @@ export class ReleaseAgent {
   private engine: Engine | undefined;
   private readonly held = new Map<string, Held>();
   private last: AgentSyncResponse | undefined;
-  private knownRevision = -1;
+  private knownRevision = 0;
   private stopping = false;
   private ticker: NodeJS.Timeout | undefined;
   private syncing: Promise<void> | undefined;
@@ -209,7 +209,9 @@ export class ReleaseAgent {
   }
 
   private syncRequest(): AgentSyncRequest {
-    return { token: this.config.token, agent: this.identity(), holdings: this.holdings(), knownRevision: this.knownRevision, waitMs: SYNC_WAIT_MS };
+    // The first call is answered at once: revisions start at 0, so holding it would
+    // leave a new agent idle for a whole poll.
+    return { token: this.config.token, agent: this.identity(), holdings: this.holdings(), knownRevision: this.knownRevision, waitMs: this.synced ? SYNC_WAIT_MS : 0 };
   }
 
   identity(): AgentIdentity {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** A name or version as a single safe path element. */
@@ -96,6 +96,8 @@ export class ReleaseStore {
     const t = this.torrentPath(name, version);
     await rm(t, { force: true });
     await rm(`${t.slice(0, -'.torrent'.length)}.json`, { force: true });
+    // The artifact's own dirs go with its last version (rmdir fails on a non-empty one).
+    for (const d of [dirname(this.releaseDir(name, version)), dirname(this.stagingDir(name, version)), dirname(t)]) await rmdir(d).catch(() => undefined);
   }
 
   private async removeDir(dir: string): Promise<void> {

@@ -7,7 +7,7 @@ const resolveWith = (flags = {}, env: NodeJS.ProcessEnv = {}, yaml?: string) =>
 describe('agent configuration', () => {
   it('has defaults that work on one machine', () => {
     const c = resolveWith();
-    expect(c).toMatchObject({ controller: { host: '127.0.0.1', port: 7001 }, token: '', peerPort: 6881, keepVersions: 2, seedSeconds: Infinity, uploadRateLimit: Infinity });
+    expect(c).toMatchObject({ controller: { host: '127.0.0.1', port: 7071 }, token: '', peerPort: 6881, keepVersions: 2, seedSeconds: Infinity, uploadRateLimit: Infinity });
     expect(c.dataDir.endsWith('.swarmship/agent')).toBe(true);
   });
 

@@ -18,7 +18,7 @@ serving what it holds and retries. Runs until SIGTERM or Ctrl-C, then announces
 Every setting comes from a flag, else a SWARMSHIP_* variable, else the YAML file
 (--config, keys in brackets), else its default:
   --controller URL        SWARMSHIP_CONTROLLER [controller]. The agent channel,
-                          tcp://host:port. Default tcp://127.0.0.1:7001.
+                          tcp://host:port. Default tcp://127.0.0.1:7071.
   (no flag)               SWARMSHIP_AGENT_TOKEN [token]. Secret the controller checks.
   --name NODE             SWARMSHIP_NODE_NAME [name]. Default the host name.
   --labels k=v,…          SWARMSHIP_LABELS [labels]. For release selectors.
