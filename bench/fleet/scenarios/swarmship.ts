@@ -1,0 +1,89 @@
+/**
+ * swarmship as a user runs it: `swarmship controller` on the origin, `swarmship agent`
+ * on every node, and the clock starts as `swarmship publish <artifact> --wait` is run on
+ * the origin, so the upload to the controller and the torrent's creation are inside the
+ * time. A node is done when its agent logs 'published' (every piece verified, the copy
+ * renamed into place); the scenario is finished when `publish --wait` returns 0.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Child } from '../../lib/proc.js';
+import { withDeadline, type NodeCopy, type Scenario, type ScenarioContext } from '../scenario.js';
+
+const API_PORT = 7070;
+const AGENT_PORT = 7071;
+const PEER_PORT = 6881;
+
+export function swarmshipFleet(): Scenario {
+  const apiToken = randomBytes(16).toString('hex');
+  const agentToken = randomBytes(16).toString('hex');
+  const agents = new Map<string, Child>();
+  let publish: Child | undefined;
+  let publishExit: Promise<{ at: number; code: number | string | null }> | undefined;
+  const env = { SWARMSHIP_TOKEN: apiToken, SWARMSHIP_AGENT_TOKEN: agentToken, SWARMSHIP_CONFIG: '' };
+  return {
+    id: 'swarmship',
+    label: 'swarmship (controller, agents, publish --wait)',
+    kind: 'swarm',
+    notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included',
+    async setup(ctx: ScenarioContext) {
+      const origin = ctx.net.origin;
+      const controller = ctx.spawn(
+        origin,
+        'controller',
+        process.execPath,
+        [ctx.cli, 'controller', '--data', join(ctx.hostDir(origin), 'controller'), '--host', '0.0.0.0', '--port', String(API_PORT), '--agent-port', String(AGENT_PORT), '--peer-port', String(PEER_PORT), '--public-host', origin.address, '--log-format', 'json', '--json'],
+        env,
+      );
+      await controller.waitLine((l) => l.json?.event === 'listening', 60_000, 'listening');
+      for (const node of ctx.net.nodes) {
+        const agent = ctx.spawn(
+          node,
+          `agent ${node.name}`,
+          process.execPath,
+          [ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--json'],
+          env,
+        );
+        agents.set(node.name, agent);
+      }
+      await Promise.all([...agents.values()].map((a) => a.waitLine((l) => l.json?.event === 'controller-connected', 60_000, 'controller-connected')));
+    },
+    async start(ctx: ScenarioContext) {
+      const origin = ctx.net.origin;
+      publish = ctx.spawn(
+        origin,
+        'publish',
+        process.execPath,
+        [ctx.cli, 'publish', ctx.artifact.path, '--name', 'fleet-artifact', '--version', `v${randomBytes(3).toString('hex')}`, '--wait', '--timeout', `${Math.max(10, Math.round((ctx.deadline - performance.now()) / 1000))}s`, '--url', `http://${origin.address}:${API_PORT}`, '--json'],
+        env,
+      );
+      publishExit = publish.exited.then((code) => ({ at: performance.now(), code }));
+      return Promise.resolve();
+    },
+    async waitForNodes(ctx: ScenarioContext) {
+      const done = new Map<string, NodeCopy>();
+      const failed = publishExit!.then(({ code }) => {
+        if (code !== 0) throw new Error(`publish exited ${code}\n${publish!.tail()}`);
+        return new Promise<never>(() => undefined);
+      });
+      const timeout = Math.max(1000, ctx.deadline - performance.now());
+      const copies = Promise.all(
+        ctx.net.nodes.map(async (node) => {
+          const line = await agents.get(node.name)!.waitLine((l) => l.json?.event === 'published', timeout, 'published');
+          done.set(node.name, { at: line.at, path: join(String(line.json!.path), ctx.artifact.name) });
+        }),
+      );
+      await withDeadline(Promise.race([copies, failed]), ctx.deadline, 'swarmship rollout');
+      return done;
+    },
+    async finishedAt(ctx: ScenarioContext) {
+      const { at, code } = await withDeadline(publishExit!, ctx.deadline, 'publish --wait');
+      if (code !== 0) throw new Error(`publish --wait exited ${code}\n${publish!.tail()}`);
+      return at;
+    },
+    async teardown() {
+      agents.clear();
+      return Promise.resolve();
+    },
+  };
+}
