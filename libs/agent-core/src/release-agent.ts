@@ -107,8 +107,9 @@ export class ReleaseAgent {
     private readonly channel: ControllerChannel,
     private readonly log: AgentLog,
     private readonly now: () => number = Date.now,
+    store?: ReleaseStore,
   ) {
-    this.store = new ReleaseStore(config.dataDir);
+    this.store = store ?? new ReleaseStore(config.dataDir);
     this.metrics = new AgentMetrics({
       peers: () => [...this.held.values()].reduce((n, h) => n + (h.torrent?.peers.size ?? 0), 0),
       states: () => {
