@@ -145,12 +145,12 @@ export class ReleaseStore {
 
   /**
    * Stores an artifact streamed from `body` (never held whole in memory) and makes its
-   * torrent. Refuses before reading a byte when the release exists or `declaredBytes`
-   * does not fit; a disk that fills up mid-stream is a 'no-space' error too.
+   * torrent. Refuses before reading a byte when the release exists or `spaceNeeded`
+   * (by default the artifact's declared size) does not fit; a disk that fills up mid-stream is a 'no-space' error too.
    */
-  async publishStream(fields: PublishFields, fileName: string, body: Readable, declaredBytes: number | undefined): Promise<Release> {
+  async publishStream(fields: PublishFields, fileName: string, body: Readable, declaredBytes: number | undefined, spaceNeeded = declaredBytes): Promise<Release> {
     return this.publish(fields, async (stagingDir) => {
-      if (declaredBytes !== undefined) await this.ensureSpace(declaredBytes);
+      if (spaceNeeded !== undefined) await this.ensureSpace(spaceNeeded);
       const contentDir = join(stagingDir, CONTENT_DIR);
       await mkdir(contentDir);
       const path = join(contentDir, fileName);
@@ -200,7 +200,13 @@ export class ReleaseStore {
       const placed = await place(stagingDir);
       let made: { torrent: Buffer; metainfo: Metainfo };
       try {
-        made = await createTorrent(placed.contentPath, { announce: [this.options.announceUrl()], private: true, hashPool: this.options.hashPool });
+        made = await createTorrent(placed.contentPath, {
+          announce: [this.options.announceUrl()],
+          private: true,
+          // Unique per release: the same artifact published as two versions must be two swarms.
+          source: `swarmship:${fields.name}@${fields.version}`,
+          hashPool: this.options.hashPool,
+        });
       } catch (err) {
         if (err instanceof CreateTorrentError) throw badRequest(placed.field, err.message);
         throw err;

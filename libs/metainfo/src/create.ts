@@ -21,6 +21,12 @@ export interface CreateTorrentOptions {
   /** BEP 19 web seeds. */
   urlList?: string[];
   comment?: string;
+  /**
+   * `source` in the info dictionary (as libtorrent and mktorrent -s write it): makes the
+   * info hash unique to a swarm, so the same bytes published twice (two releases, two
+   * trackers) are two torrents rather than one.
+   */
+  source?: string;
   /** Default `swarmship/<version>`. */
   createdBy?: string;
   /** Seconds since the epoch; default now; `false` leaves it out (reproducible output). */
@@ -125,6 +131,7 @@ export async function createTorrent(path: string, opts: CreateTorrentOptions = {
     'piece length': pieceLength,
     pieces,
     private: opts.private ? 1 : undefined,
+    source: opts.source,
   };
   if (singleFile) info['length'] = total;
   else info['files'] = files.map((f) => ({ length: f.length, path: f.path }));
