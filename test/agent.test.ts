@@ -116,6 +116,22 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
     expect(await exists(agent.releaseDir('site', '7'))).toBe(true);
   }, 35_000);
 
+  it('keeps serving while the controller is away, and follows it when it is back', async () => {
+    const agent = agents[0]!;
+    const port = controller.port;
+    const settings = { origin: { host: '127.0.0.1', port: 1 }, announceUrl: '', retireGraceSeconds: 1 };
+    await controller.close();
+    await agent.cli.waitFor((e) => e.event === 'controller-unreachable', 10_000);
+    expect(await exists(join(agent.releaseDir('site', '7'), 'site.tar.gz'))).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${agent.httpPort}/healthz`)).status).toBe(200);
+
+    controller = new FakeController(TOKEN, settings);
+    controller.setDesired([site]);
+    await controller.start(port);
+    const h = await controller.waitForHolding(agent.name, 'site', '7', (x) => x?.state === 'complete', 15_000);
+    expect(h?.verifiedBytes).toBe(h?.totalBytes);
+  }, 25_000);
+
   it('an agent with a wrong token is refused by the controller and says so', async () => {
     const intruder = await startAgentProcess({ name: 'node-x', dataDir: join(dir, 'node-x'), controllerPort: controller.port, token: 'not-the-token' });
     try {
