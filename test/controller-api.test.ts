@@ -75,9 +75,33 @@ describe('controller REST API', () => {
     expect(status).toMatchObject({ name: 'site', version: '2.1', bytes: 100_000 + 14, selector: {}, metadata: { by: 'ci' } });
   });
 
+  it('publishes a multipart upload, fields before the file part', async () => {
+    const form = new FormData();
+    form.set('name', 'tool');
+    form.set('version', '0.9');
+    form.set('selector', 'zone=b');
+    // Bytes that look like a boundary's start must pass through untouched.
+    const data = Buffer.concat([randomBytes(70_000), Buffer.from('\r\n--\r\n-'), randomBytes(70_000)]);
+    form.set('file', new Blob([data]), 'tool.tar.gz');
+    const res = await api('/releases', { method: 'POST', body: form });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const status = (await res.json()) as ReleaseStatus;
+    expect(status).toMatchObject({ name: 'tool', version: '0.9', bytes: data.length, selector: { zone: 'b' } });
+    const metainfo = parseTorrent(Buffer.from(await (await api('/releases/tool/0.9/torrent')).arrayBuffer()));
+    expect(metainfo.name).toBe('tool.tar.gz');
+    expect(await readFile(join(ctl.dataDir, 'releases', 'tool', '0.9', 'content', 'tool.tar.gz'))).toEqual(data);
+
+    const noFile = new FormData();
+    noFile.set('name', 'tool');
+    noFile.set('version', '1.0');
+    const refused = await api('/releases', { method: 'POST', body: noFile });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as ApiError).field).toBe('file');
+  });
+
   it('lists every release', async () => {
     const list = (await (await api('/releases')).json()) as ReleaseStatus[];
-    expect(list.map((r) => `${r.name}@${r.version}`)).toEqual(['web@1.0.0', 'site@2.1']);
+    expect(list.map((r) => `${r.name}@${r.version}`)).toEqual(['web@1.0.0', 'site@2.1', 'tool@0.9']);
   });
 
   it('refuses a duplicate with 409, an unknown release with 404, a bad field with 400 naming it', async () => {
@@ -112,7 +136,7 @@ describe('controller REST API', () => {
     }
     // Nothing refused was registered, nothing left half-written.
     const list = (await (await api('/releases')).json()) as ReleaseStatus[];
-    expect(list).toHaveLength(2);
+    expect(list).toHaveLength(3);
     expect(await readdir(join(ctl.dataDir, 'staging'))).toEqual([]);
   });
 
@@ -177,7 +201,7 @@ describe('controller REST API', () => {
     for (const n of ['swarmship_controller_releases', 'swarmship_controller_agents', 'swarmship_controller_rollout_complete_ratio', 'swarmship_controller_origin_sent_bytes_total', 'swarmship_tracker_announces_total', 'process_cpu_seconds_total']) {
       expect(names, n).toContain(n);
     }
-    expect(text).toMatch(/^swarmship_controller_releases\{state="live"\} 2$/m);
+    expect(text).toMatch(/^swarmship_controller_releases\{state="live"\} 3$/m);
     expect(text).toMatch(/^swarmship_tracker_announces_total [1-9]/m);
     expect(text).toMatch(/^swarmship_controller_rollout_complete_ratio\{release="web@1.0.0"\} 0$/m);
   });

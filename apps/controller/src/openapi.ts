@@ -27,6 +27,21 @@ export const publishFromPathSchema: SchemaObject = {
   },
 };
 
+export const publishFormSchema: SchemaObject = {
+  type: 'object',
+  required: ['file'],
+  description: 'multipart/form-data: the fields (or query parameters), then the file part.',
+  properties: {
+    name: { type: 'string' },
+    version: { type: 'string' },
+    selector: { type: 'string', description: 'k=v,k2=v2' },
+    metadata: { type: 'string', description: 'k=v,k2=v2' },
+    filename: { type: 'string', description: "Default: the file part's own file name." },
+    unpack: { type: 'boolean' },
+    file: { type: 'string', format: 'binary' },
+  },
+};
+
 const nullableSeconds: SchemaObject = { type: 'number', nullable: true, description: 'Seconds from publish; null until reached.' };
 
 export const releaseStatusSchema: SchemaObject = {

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReleaseStatus } from '../../../libs/contracts/src/rest.js';
 import { badRequest, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
 import { CORE } from './tokens.js';
-import { apiErrorSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
+import { apiErrorSchema, publishFormSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
 
 type Request = IncomingMessage & { query?: Record<string, unknown> };
 
@@ -23,11 +23,12 @@ export class ReleasesController {
     summary: 'Publish a release',
     description:
       'Either the artifact itself as the request body (application/octet-stream, streamed to disk, never held in memory) with the ' +
-      'release fields as query parameters or X-Swarmship-<Field> headers; or JSON naming a file or directory already on the ' +
+      'release fields as query parameters or X-Swarmship-<Field> headers; or multipart/form-data with the fields as form fields ' +
+      'before the file part (also streamed); or JSON naming a file or directory already on the ' +
       "controller's volume. The controller makes the torrent, lists it with its tracker and starts seeding it.",
   })
-  @ApiConsumes('application/octet-stream', 'application/json')
-  @ApiBody({ schema: { oneOf: [{ type: 'string', format: 'binary' }, publishFromPathSchema] } })
+  @ApiConsumes('application/octet-stream', 'multipart/form-data', 'application/json')
+  @ApiBody({ schema: { oneOf: [{ type: 'string', format: 'binary' }, publishFormSchema, publishFromPathSchema] } })
   @ApiQuery({ name: 'name', required: false, description: 'Release name (streamed form).' })
   @ApiQuery({ name: 'version', required: false, description: 'Release version (streamed form).' })
   @ApiQuery({ name: 'filename', required: false, description: "The artifact's file name on the nodes; default 'artifact'." })
@@ -55,7 +56,17 @@ export class ReleasesController {
         declared,
       );
     }
-    throw badRequest('Content-Type', `'${type}' is not accepted: send the artifact as application/octet-stream, or JSON {"path": …}`);
+    if (type === 'multipart/form-data') {
+      const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
+      const length = req.headers['content-length'];
+      return this.core.publishMultipart(
+        { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack'), filename: field('filename') },
+        req as AsyncIterable<Buffer>,
+        String(req.headers['content-type']),
+        length === undefined ? undefined : Number(length),
+      );
+    }
+    throw badRequest('Content-Type', `'${type}' is not accepted: send the artifact as application/octet-stream or multipart/form-data, or JSON {"path": …}`);
   }
 
   @Get()

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { HashPool } from '../../hashing/src/hash-pool.js';
 import { TrackerCore } from '../../tracker/src/core.js';
 import type { AgentChannelError, AgentSyncResponse, DesiredRelease } from '../../contracts/src/agent-channel.js';
@@ -13,6 +13,7 @@ import { OriginSeeder } from './origin.js';
 import { ReleaseStore, type PublishFields, type Release } from './release-store.js';
 import { releaseStatus } from './rollout.js';
 import { badRequest } from './errors.js';
+import { MultipartReader, multipartBoundary } from './multipart.js';
 
 /** Publish fields as they arrive (query string, headers or JSON), before validation. */
 export interface RawPublishFields {
@@ -100,6 +101,36 @@ export class ControllerCore {
     const fields = parsePublishFields(raw);
     const name = parseFileName(fileName ?? 'artifact', 'filename');
     const release = await this.store.publishStream(fields, name, body, declaredBytes);
+    return this.published(release);
+  }
+
+  /**
+   * multipart/form-data: release fields as query parameters or as form fields placed
+   * before the file part, whose bytes are streamed to disk like a plain upload.
+   */
+  async publishMultipart(raw: RawPublishFields & { filename?: unknown }, body: AsyncIterable<Buffer>, contentType: string, contentLength: number | undefined): Promise<ReleaseStatus> {
+    const reader = new MultipartReader(body[Symbol.asyncIterator](), multipartBoundary(contentType));
+    const fields: Record<string, unknown> = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+    let file;
+    for (;;) {
+      const part = await reader.nextPart();
+      if (!part) throw badRequest('file', 'the multipart body has no file part');
+      if (part.filename !== undefined || part.name === 'file') {
+        file = part;
+        break;
+      }
+      if (!FORM_FIELDS.has(part.name)) throw badRequest(part.name, `unknown form field (known: ${[...FORM_FIELDS].join(', ')}, then the file)`);
+      fields[part.name] = await reader.text(MAX_FORM_FIELD_BYTES, part.name);
+    }
+    const publish = parsePublishFields(fields);
+    // Browsers may send a whole client-side path as the file name; only its last element names the artifact.
+    const given = fields['filename'] ?? file.filename?.split(/[/\\]/).pop() ?? 'artifact';
+    const fileName = parseFileName(given === '' ? 'artifact' : given, 'filename');
+    // The multipart framing makes Content-Length a little more than the file: a safe bound for the space check.
+    const release = await this.store.publishStream(publish, fileName, Readable.from(reader.body()), undefined, contentLength);
+    while (await reader.nextPart().catch(() => null)) {
+      // Parts after the file are not ours; read past them so the connection stays usable.
+    }
     return this.published(release);
   }
 
@@ -224,6 +255,9 @@ export class ControllerCore {
     await this.hashPool.close();
   }
 }
+
+const FORM_FIELDS = new Set(['name', 'version', 'selector', 'metadata', 'unpack', 'filename']);
+const MAX_FORM_FIELD_BYTES = 64 * 1024;
 
 function parsePublishFields(raw: RawPublishFields): PublishFields {
   const unpack = raw.unpack;
