@@ -125,7 +125,12 @@ export class ReleaseAgent {
   }
 
   async start(): Promise<void> {
-    await this.store.init();
+    try {
+      await this.store.init();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new Error(`data dir ${this.config.dataDir} (--data, SWARMSHIP_DATA) cannot be used: ${e.code ?? e.message}`);
+    }
     const engine = new Engine({ host: this.config.listenHost, port: this.config.peerPort, uploadRateLimit: this.config.uploadRateLimit, downloadRateLimit: this.config.downloadRateLimit });
     try {
       await engine.listen();
