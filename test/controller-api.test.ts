@@ -242,3 +242,25 @@ describe('controller REST API', () => {
     expect(String((await announce(Buffer.from(retired.infoHash, 'hex')))['failure reason'])).toMatch(/not served/);
   });
 });
+
+describe('controller tokens', () => {
+  it('generates tokens at first start, stores them 0600, says where and never prints them', async () => {
+    const dataDir = join(temp.dir, 'fresh');
+    const fresh = await startControllerProcess(dataDir, [], {});
+    try {
+      const listening = fresh.cli.events.find((e) => e['event'] === 'listening')!;
+      expect(listening['tokensFile']).toBe(join(dataDir, 'tokens.yaml'));
+      expect((await stat(join(dataDir, 'tokens.yaml'))).mode & 0o777).toBe(0o600);
+      const tokens = (await readFile(join(dataDir, 'tokens.yaml'), 'utf8')).match(/: (\S+)/g)!.map((m) => m.slice(2));
+      expect(tokens).toHaveLength(2);
+      expect((await fetch(`${fresh.api}/releases`, { headers: authHeaders(tokens[0]) })).status).toBe(200);
+      expect((await fetch(`${fresh.api}/releases`, { headers: authHeaders(tokens[1]) })).status).toBe(401);
+      for (const t of tokens) {
+        expect(fresh.cli.stdout()).not.toContain(t);
+        expect(fresh.cli.stderr()).not.toContain(t);
+      }
+    } finally {
+      expect(await fresh.stop()).toBe(0);
+    }
+  });
+});
