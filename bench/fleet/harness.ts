@@ -96,6 +96,8 @@ export interface ScenarioResult {
 }
 
 export interface FleetResult {
+  /** In every namespace's name (ssfleet-<runId>-…), to check that none is left. */
+  runId: string;
   options: Omit<FleetOptions, 'scenarios' | 'log' | 'tmpRoot'>;
   scenarios: ScenarioResult[];
   /** Seconds to make the hosts and links. */
@@ -161,7 +163,7 @@ export async function runFleet(opts: FleetOptions): Promise<FleetResult> {
       log(r.ok ? `  last copy after ${r.lastCopySeconds.toFixed(1)} s (${r.ratioToBound.toFixed(2)} × bound), ${r.allVerified ? 'every copy bit-identical' : 'A COPY DIFFERS'}` : `  failed: ${r.error}`);
     }
     const { scenarios: _s, log: _l, tmpRoot: _t, ...options } = opts;
-    return { options, scenarios: results, setupSeconds };
+    return { runId: net.runId, options, scenarios: results, setupSeconds };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

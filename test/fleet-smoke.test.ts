@@ -1,0 +1,54 @@
+/**
+ * The fleet harness on real hosts: an origin and four nodes as network namespaces on one
+ * bridge, shaped links, 32 MiB shipped by swarmship (controller, agents, publish --wait)
+ * and by HTTP fan-out as a sanity check of the harness itself. Every copy must be
+ * bit-identical and no namespace may be left behind. Times are printed, never asserted
+ * (npm run bench:fleet is where they are judged). Needs root for `ip netns`; skips and
+ * says why otherwise.
+ */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { runFleet } from '../bench/fleet/harness.js';
+import { netnsUnavailableReason } from '../bench/fleet/network.js';
+import { httpFanout } from '../bench/fleet/scenarios/http.js';
+import { swarmshipFleet } from '../bench/fleet/scenarios/swarmship.js';
+
+const MIB = 1024 * 1024;
+const unavailable = netnsUnavailableReason();
+
+describe('fleet smoke: 4 nodes on namespace hosts, 32 MiB', () => {
+  it.skipIf(unavailable !== undefined)(`ships a release to every node, bit-identical, and leaves nothing behind${unavailable ? ` (skipped: ${unavailable})` : ''}`, { timeout: 120_000 }, async () => {
+    const log: string[] = [];
+    const result = await runFleet({
+      nodes: 4,
+      rateBitsPerSecond: 400e6,
+      size: 32 * MIB,
+      pieceLength: MIB,
+      scenarios: [swarmshipFleet(), httpFanout()],
+      timeoutMs: 60_000,
+      log: (m) => log.push(m),
+    });
+    console.log(log.join('\n'));
+
+    for (const s of result.scenarios) {
+      expect(s.error, `${s.label}: ${s.error}`).toBeUndefined();
+      expect(s.ok).toBe(true);
+      expect(s.allVerified).toBe(true);
+      const nodes = s.hosts.filter((h) => h.role === 'node');
+      expect(nodes).toHaveLength(4);
+      for (const n of nodes) {
+        expect(n.verified, `${s.id} ${n.host}`).toBe(true);
+        expect(n.completedSeconds).toBeGreaterThan(0);
+        // Every node received at least the artifact over its own link.
+        expect(n.rxBytes).toBeGreaterThanOrEqual(32 * MIB);
+      }
+      expect(s.curve).toHaveLength(4);
+    }
+    const http = result.scenarios.find((s) => s.id === 'http')!;
+    // Fan-out: the origin sends every copy itself.
+    expect(http.originSentPerArtifact).toBeGreaterThanOrEqual(4);
+
+    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+    expect(left).not.toContain(result.runId);
+  });
+});
