@@ -15,6 +15,9 @@ import { AgentMetrics } from './metrics.js';
 import { ReleaseStore, safeElement } from './release-store.js';
 import { extractTar, isTarball } from './tar.js';
 
+/** Write-back and read-cache memory per release, each. */
+const AGENT_BUFFER_BYTES = 16 * 1024 * 1024;
+
 /** The controller as the agent sees it: the two calls of the agent channel. */
 export interface ControllerChannel {
   sync(request: AgentSyncRequest, timeoutMs: number): Promise<AgentSyncResponse>;
@@ -131,7 +134,16 @@ export class ReleaseAgent {
       const e = err as NodeJS.ErrnoException;
       throw new Error(`data dir ${this.config.dataDir} (--data, SWARMSHIP_DATA) cannot be used: ${e.code ?? e.message}`);
     }
-    const engine = new Engine({ host: this.config.listenHost, port: this.config.peerPort, uploadRateLimit: this.config.uploadRateLimit, downloadRateLimit: this.config.downloadRateLimit });
+    const engine = new Engine({
+      host: this.config.listenHost,
+      port: this.config.peerPort,
+      uploadRateLimit: this.config.uploadRateLimit,
+      downloadRateLimit: this.config.downloadRateLimit,
+      // An agent shares its node with the workload it ships: half the engine's default
+      // buffers still keep a datacenter link busy, and keep the agent under 150 MB.
+      writeBufferBytes: AGENT_BUFFER_BYTES,
+      readCacheBytes: AGENT_BUFFER_BYTES,
+    });
     try {
       await engine.listen();
     } catch (err) {

@@ -35,6 +35,8 @@ export interface EngineOptions {
   choker?: Partial<ChokerSettings>;
   /** Memory for pieces being assembled, per torrent. */
   writeBufferBytes?: number;
+  /** Memory for whole pieces read for upload, per torrent (freed when idle). */
+  readCacheBytes?: number;
 }
 
 /** The metainfo the engine needs to place files; the metainfo lib's type satisfies it. */
@@ -165,6 +167,7 @@ export class Engine implements ConnectionHandler {
       maxPeers: this.options.maxPeersPerTorrent ?? 80,
       choker: this.options.choker ?? {},
       writeBufferBytes: this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
+      ...(this.options.readCacheBytes !== undefined ? { readCacheBytes: this.options.readCacheBytes } : {}),
       clientName: `swarmship ${SWARMSHIP_VERSION}`,
     });
     this.torrents.set(key, torrent);
