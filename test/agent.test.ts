@@ -134,14 +134,15 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
 
   it('an agent with a wrong token is refused by the controller and says so', async () => {
     const intruder = await startAgentProcess({ name: 'node-x', dataDir: join(dir, 'node-x'), controllerPort: controller.port, token: 'not-the-token' });
+    const output = () => intruder.cli.stdout() + intruder.cli.stderr();
     try {
       const e = await intruder.cli.waitFor((ev) => ev.event === 'controller-refused', 10_000);
-      expect(e).toMatchObject({ level: 'error', code: 'unauthorized' });
+      expect(e, output()).toMatchObject({ level: 'error', code: 'unauthorized' });
       expect(String(e.message)).toMatch(/refused this agent.*wrong agent token/);
       expect(controller.refused).toContain('node-x');
       expect(controller.holdings.has('node-x')).toBe(false);
     } finally {
-      expect(await intruder.cli.stop()).toBe(0);
+      expect(await intruder.cli.stop(), output()).toBe(0);
     }
   });
 });
