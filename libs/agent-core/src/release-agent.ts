@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentIdentity, AgentProgressReport, AgentSyncRequest, AgentSyncResponse, DesiredRelease, Holding, HoldingState } from '../../contracts/src/agent-channel.js';
 import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
@@ -477,6 +477,8 @@ export class ReleaseAgent {
     this.reportDirty = true;
     await this.detach(h);
     if (h.unpack) {
+      // What an unpacking cut short by a crash left behind.
+      await rm(join(staging, UNPACK_DIR), { recursive: true, force: true });
       const result = await extractTar(join(staging, metainfo.name), join(staging, UNPACK_DIR));
       this.log.info('unpacked', { release: h.key, files: result.files, bytes: result.bytes });
     }
