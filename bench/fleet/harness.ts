@@ -93,6 +93,8 @@ export interface ScenarioResult {
   hosts: HostStats[];
   /** Node completion times, seconds, ascending: the curve. */
   curve: number[];
+  /** The scenario's own milestones, seconds since start. */
+  milestones: Record<string, number>;
 }
 
 export interface FleetResult {
@@ -160,6 +162,7 @@ export async function runFleet(opts: FleetOptions): Promise<FleetResult> {
       log(`scenario ${scenario.id}: ${scenario.label}`);
       const r = await runScenario(scenario, { net, artifact, root, cli, tmp, opts, log });
       results.push(r);
+      for (const [k, v] of Object.entries(r.milestones)) log(`  ${v.toFixed(1)} s: ${k}`);
       log(r.ok ? `  last copy after ${r.lastCopySeconds.toFixed(1)} s (${r.ratioToBound.toFixed(2)} × bound), ${r.allVerified ? 'every copy bit-identical' : 'A COPY DIFFERS'}` : `  failed: ${r.error}`);
     }
     const { scenarios: _s, log: _l, tmpRoot: _t, ...options } = opts;
@@ -216,6 +219,7 @@ async function runScenario(
   let cpuBefore = hostCpu();
   let cpuAfter = cpuBefore;
   let end = NaN;
+  let milestones: Record<string, number> = {};
   try {
     await scenario.setup(ctx);
     for (const r of running) {
@@ -242,6 +246,7 @@ async function runScenario(
     after = started ? net.counters() : before;
     cpuAfter = hostCpu();
     for (const r of running) r.sampler.stop();
+    milestones = Object.fromEntries(Object.entries(scenario.milestones?.() ?? {}).map(([k, at]) => [k, (at - t0) / 1000]));
     try {
       await scenario.teardown(ctx);
     } catch (err) {
@@ -319,6 +324,7 @@ async function runScenario(
     hostCpuBusyPercent: busyPercent(cpuBefore, cpuAfter),
     hosts,
     curve: [...nodeTimes].sort((a, b) => a - b),
+    milestones,
   };
 }
 

@@ -64,6 +64,8 @@ export interface Scenario {
    * copy (e.g. `publish --wait` returning), resolves with that time.
    */
   finishedAt?(ctx: ScenarioContext): Promise<number>;
+  /** Optional: times of the scenario's own milestones (performance.now()), for the report. */
+  milestones?(): Record<string, number>;
   teardown(ctx: ScenarioContext): Promise<void>;
 }
 

@@ -81,6 +81,15 @@ export function swarmshipFleet(): Scenario {
       if (code !== 0) throw new Error(`publish --wait exited ${code}\n${publish!.tail()}`);
       return at;
     },
+    milestones() {
+      const out: Record<string, number> = {};
+      const uploaded = publish?.lines.find((l) => l.json?.event === 'published');
+      if (uploaded) out['publish: uploaded, release created'] = uploaded.at;
+      const started = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'download-started')?.at).filter((t): t is number => t !== undefined);
+      if (started.length) out['first agent download-started'] = Math.min(...started);
+      if (started.length) out['last agent download-started'] = Math.max(...started);
+      return out;
+    },
     async teardown() {
       agents.clear();
       return Promise.resolve();
