@@ -17,12 +17,15 @@ import type { Scenario } from './fleet/scenario.js';
 import { httpFanout } from './fleet/scenarios/http.js';
 import { libtorrentSwarm } from './fleet/scenarios/libtorrent.js';
 import { swarmshipFleet } from './fleet/scenarios/swarmship.js';
+import { swarmshipEngine } from './fleet/scenarios/swarmship-engine.js';
 
 const SCENARIOS: Record<string, () => Scenario> = {
   http: httpFanout,
   libtorrent: () => libtorrentSwarm(),
   'libtorrent-superseed': () => libtorrentSwarm({ superSeed: true }),
   swarmship: swarmshipFleet,
+  'swarmship-engine': () => swarmshipEngine(),
+  'swarmship-engine-plain': () => swarmshipEngine({ superSeed: false }),
 };
 
 const HELP = `Usage: npm run bench:fleet -- [--nodes 16] [--rate 200mbit] [--size 256MiB] [--piece-length 1MiB]
