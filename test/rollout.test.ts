@@ -23,6 +23,7 @@ let artifact: string;
 let artifactSha: string;
 let httpPort: number;
 let agentPort: number;
+let peerPort: number;
 let controller: RunningCli;
 const agents: { name: string; data: string; proc: RunningCli }[] = [];
 const others: RunningCli[] = [];
@@ -59,7 +60,7 @@ async function sha256(path: string): Promise<string> {
 }
 
 function startController(): RunningCli {
-  const args = ['controller', '--data', join(dir, 'controller'), '--host', '127.0.0.1', '--port', String(httpPort), '--agent-port', String(agentPort), '--peer-port', '0', '--json'];
+  const args = ['controller', '--data', join(dir, 'controller'), '--host', '127.0.0.1', '--port', String(httpPort), '--agent-port', String(agentPort), '--peer-port', String(peerPort), '--json'];
   return startCli(args, { SWARMSHIP_TOKEN: TOKEN, SWARMSHIP_AGENT_TOKEN: AGENT_TOKEN });
 }
 
@@ -89,7 +90,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'swarmship-rollout-'));
   artifact = join(dir, 'app.bin');
   artifactSha = await writeRandomFile(artifact, SIZE);
-  [httpPort, agentPort] = [await freePort(), await freePort()];
+  // Fixed ports, as in production: a restarted controller is found where it was.
+  [httpPort, agentPort, peerPort] = [await freePort(), await freePort(), await freePort()];
   controller = startController();
   await controller.waitFor((e) => e.event === 'listening');
   for (let i = 0; i < AGENTS; i++) {
