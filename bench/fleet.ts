@@ -43,8 +43,10 @@ Options:
   --rate RATE           Each host's rate, up and down: 200mbit, 1gbit, 25mbps (bytes/s) (default 200mbit).
   --size SIZE           Artifact size (default 256MiB).
   --piece-length SIZE   Piece length for the torrents made here (default 1MiB).
-  --latency MS          One-way delay each link adds in each direction (tc netem).
-  --loss PERCENT        Loss each link adds in each direction (tc netem).
+  --latency MS          One-way delay each link adds in each direction (tc netem; a
+                        host-to-host round trip crosses two links, so it is 4 × MS).
+  --loss PERCENT        Loss each link adds in each direction (tc netem). Both need the
+                        netem qdisc; a kernel without it is refused with that reason.
   --slow-node FACTOR    Node n01 gets FACTOR × the rate (e.g. 0.1); the others are reported apart too.
   --scenarios LIST      Any of: ${Object.keys(SCENARIOS).join(', ')} (default http,libtorrent,swarmship).
   --timeout SECONDS     Per scenario (default: 3 × its bound + 120).
