@@ -29,13 +29,14 @@ interface Proc {
   events: Record<string, unknown>[];
   exited: Promise<number | null>;
   peakRssKiB: number;
+  peakAnonKiB: number;
 }
 
 const running = new Set<Proc>();
 
 function start(args: string[], env: NodeJS.ProcessEnv): Proc {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ...env } });
-  const proc: Proc = { child, events: [], exited: new Promise((r) => child.once('exit', (c) => r(c))), peakRssKiB: 0 };
+  const proc: Proc = { child, events: [], exited: new Promise((r) => child.once('exit', (c) => r(c))), peakRssKiB: 0, peakAnonKiB: 0 };
   createInterface({ input: child.stdout! }).on('line', (l) => {
     try {
       proc.events.push(JSON.parse(l) as Record<string, unknown>);
@@ -77,14 +78,19 @@ function freePort(): Promise<number> {
   });
 }
 
-/** utime+stime (seconds) and resident memory (KiB) of a process, from /proc. */
-async function usage(pid: number): Promise<{ cpu: number; rssKiB: number } | undefined> {
+/**
+ * utime+stime (seconds) and resident memory (KiB) of a process, from /proc: all of it,
+ * and the anonymous part alone (the node binary and libraries mapped from disk are
+ * shared by every process on the machine).
+ */
+async function usage(pid: number): Promise<{ cpu: number; rssKiB: number; anonKiB: number } | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const rss = /VmRSS:\s+(\d+)/.exec(status);
-    return { cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS, rssKiB: rss ? Number(rss[1]) : 0 };
+    const anon = /RssAnon:\s+(\d+)/.exec(status);
+    return { cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS, rssKiB: rss ? Number(rss[1]) : 0, anonKiB: anon ? Number(anon[1]) : 0 };
   } catch {
     return undefined;
   }
@@ -106,6 +112,7 @@ interface Result {
   timeTo90: number | null;
   agentCpuSeconds: { median: number; max: number };
   agentPeakRssMiB: { median: number; max: number };
+  agentPeakAnonMiB: { median: number; max: number };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -140,7 +147,13 @@ async function scenario(dir: string, artifact: string, size: number, agentCount:
     const cpuBefore = await Promise.all(agents.map(async (a) => (await usage(a.child.pid!))?.cpu ?? 0));
 
     const sampler = setInterval(() => {
-      for (const a of agents) void usage(a.child.pid!).then((u) => u && (a.peakRssKiB = Math.max(a.peakRssKiB, u.rssKiB)));
+      for (const a of agents) {
+        void usage(a.child.pid!).then((u) => {
+          if (!u) return;
+          a.peakRssKiB = Math.max(a.peakRssKiB, u.rssKiB);
+          a.peakAnonKiB = Math.max(a.peakAnonKiB, u.anonKiB);
+        });
+      }
     }, 100);
     const started = performance.now();
     const publish = start(['publish', artifact, '--name', 'bench', '--version', '1', '--wait', '--timeout', '20m', '--url', `http://127.0.0.1:${port}`, '--token', token, '--json'], {});
@@ -151,6 +164,7 @@ async function scenario(dir: string, artifact: string, size: number, agentCount:
     const status = await api<ReleaseStatus>('/releases/bench/1');
     const cpu = await Promise.all(agents.map(async (a, i) => ((await usage(a.child.pid!))?.cpu ?? 0) - cpuBefore[i]!));
     const rss = agents.map((a) => a.peakRssKiB / 1024);
+    const anon = agents.map((a) => a.peakAnonKiB / 1024);
     return {
       agents: agentCount,
       superSeed,
@@ -160,6 +174,7 @@ async function scenario(dir: string, artifact: string, size: number, agentCount:
       timeTo90: status.rollout.timeTo90,
       agentCpuSeconds: { median: median(cpu), max: Math.max(...cpu) },
       agentPeakRssMiB: { median: median(rss), max: Math.max(...rss) },
+      agentPeakAnonMiB: { median: median(anon), max: Math.max(...anon) },
     };
   } finally {
     await Promise.all(procs.map(stop));
@@ -207,11 +222,11 @@ async function main(): Promise<void> {
   }
   const f = (x: number | null) => (x === null ? '-' : x.toFixed(1));
   console.log(`\nartifact ${(size / 1024 ** 2).toFixed(0)} MiB; time = publish (upload + torrent) to last verified copy`);
-  console.log('agents | super-seed | seconds | to 50 % | to 90 % | origin copies | agent CPU s (median/max) | agent peak RSS MiB (median/max) | targets');
-  console.log('-------|------------|---------|---------|---------|---------------|--------------------------|---------------------------------|--------');
+  console.log('agents | super-seed | seconds | to 50 % | to 90 % | origin copies | agent CPU s (median/max) | agent peak RSS MiB (median/max) | of it anonymous | targets');
+  console.log('-------|------------|---------|---------|---------|---------------|--------------------------|---------------------------------|-----------------|--------');
   for (const r of results) {
     console.log(
-      `${String(r.agents).padStart(6)} | ${(r.superSeed ? 'on' : 'off').padEnd(10)} | ${r.seconds.toFixed(1).padStart(7)} | ${f(r.timeTo50).padStart(7)} | ${f(r.timeTo90).padStart(7)} | ${r.originCopies.toFixed(2).padStart(13)} | ${`${r.agentCpuSeconds.median.toFixed(1)} / ${r.agentCpuSeconds.max.toFixed(1)}`.padStart(24)} | ${`${r.agentPeakRssMiB.median.toFixed(0)} / ${r.agentPeakRssMiB.max.toFixed(0)}`.padStart(31)} | origin ≤ ${ORIGIN_TARGET} at 16, RSS < ${RSS_TARGET_MB} MB`,
+      `${String(r.agents).padStart(6)} | ${(r.superSeed ? 'on' : 'off').padEnd(10)} | ${r.seconds.toFixed(1).padStart(7)} | ${f(r.timeTo50).padStart(7)} | ${f(r.timeTo90).padStart(7)} | ${r.originCopies.toFixed(2).padStart(13)} | ${`${r.agentCpuSeconds.median.toFixed(1)} / ${r.agentCpuSeconds.max.toFixed(1)}`.padStart(24)} | ${`${r.agentPeakRssMiB.median.toFixed(0)} / ${r.agentPeakRssMiB.max.toFixed(0)}`.padStart(31)} | ${`${r.agentPeakAnonMiB.median.toFixed(0)} / ${r.agentPeakAnonMiB.max.toFixed(0)}`.padStart(15)} | origin ≤ ${ORIGIN_TARGET} at 16, RSS < ${RSS_TARGET_MB} MB`,
     );
   }
   await mkdir(RESULTS, { recursive: true });
