@@ -155,6 +155,8 @@ class TarReader {
       case '0':
       case '\0':
       case '7': {
+        // open() follows a link an earlier entry made here, and its target may resolve outside.
+        if (this.links.has(dest)) throw new TarError(`${path}: would be written through the symbolic link of the same name`);
         await mkdir(dirname(dest), { recursive: true });
         const handle = await open(dest, 'w', header.mode & 0o777 || 0o644);
         this.files++;

@@ -60,6 +60,7 @@ describe('extractTar', () => {
     ['an absolute link', [entry('l', '', '2', '/etc')]],
     ['a write through a link', [entry('l', '', '2', '.'), entry('l/x', 'x')]],
     ['a link through a link', [entry('l', '', '2', '.'), entry('m', '', '2', 'l/..')]],
+    ['a file written over a link made before it', [entry('c', '', '2', 'sub/../victim'), entry('sub', '', '2', '.'), entry('c', 'x')]],
     ['a hard link', [entry('h', '', '1', 'a')]],
   ])('refuses %s', async (_what, entries) => {
     await writeFile(join(dir, 'bad.tar.gz'), gzipSync(Buffer.concat([...entries, end()])));
