@@ -464,6 +464,8 @@ export class ReleaseAgent {
     this.log.info('download-started', { release: h.key, bytes: metainfo.length, resumedBytes: torrent.stats().verifiedBytes });
     try {
       await new Promise<void>((resolve, reject) => {
+        // An abort while the torrent was being added (its files checked) fires no event now.
+        if (signal.aborted) return reject(new Cancelled());
         if (torrent.complete) return resolve();
         torrent.once('complete', resolve);
         torrent.once('error', reject);

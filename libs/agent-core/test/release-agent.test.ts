@@ -92,6 +92,28 @@ describe('ReleaseAgent', () => {
     expect(state(channel.holdings, '2')).toBe('complete');
   });
 
+  it('stops promptly when told to while a download is still being set up', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inSetup = new Promise<void>((r) => (entered = r));
+    class SlowStore extends ReleaseStore {
+      override async saveTorrent(t: Parameters<ReleaseStore['saveTorrent']>[0]): Promise<void> {
+        entered();
+        await held;
+        return super.saveTorrent(t);
+      }
+    }
+    // No origin listens: the download can never finish, so only the stop can end it.
+    const channel = new ChannelDouble({ host: '127.0.0.1', port: 1 }, 3600);
+    await startAgent(channel, new SlowStore(join(dir, 'agent')));
+    channel.want(releases[0]!);
+    await inSetup;
+    const stopped = agent!.stop();
+    release();
+    await expect(Promise.race([stopped.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('hung'), 3000))])).resolves.toBe('stopped');
+  });
+
   it('reports "no space left on device" when the volume cannot hold a release, and leaves no staging behind', async () => {
     class FullVolume extends ReleaseStore {
       override async freeBytes(): Promise<number> {
