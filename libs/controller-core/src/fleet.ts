@@ -34,7 +34,7 @@ export class Fleet {
   private readonly agents = new Map<string, AgentRecord>();
   private readonly waiters = new Set<() => void>();
   /** When the controller first saw each agent hold each release complete: a fallback for time-to-N %. */
-  private readonly completedSeen = new Map<string, number>();
+  private readonly completedSeen = new Map<string, Map<string, number>>();
   private rev: number;
 
   constructor(private readonly clock: FleetClock = systemFleetClock) {
@@ -90,19 +90,16 @@ export class Fleet {
   }
 
   private noteCompletions(agent: string, holdings: Holding[], now: number): void {
-    for (const h of holdings) {
-      const k = `${agent}\0${h.infoHash}`;
-      if (h.state === 'complete') {
-        if (!this.completedSeen.has(k)) this.completedSeen.set(k, now);
-      } else {
-        this.completedSeen.delete(k);
-      }
-    }
+    // Rebuilt from each report, so a release the agent no longer holds is forgotten too.
+    const before = this.completedSeen.get(agent);
+    const seen = new Map<string, number>();
+    for (const h of holdings) if (h.state === 'complete') seen.set(h.infoHash, before?.get(h.infoHash) ?? now);
+    this.completedSeen.set(agent, seen);
   }
 
   /** When `agent` completed `infoHash`: its own word if it gave it, else when we first saw it. */
   completedAt(agent: string, holding: Holding): number | undefined {
-    return holding.completedAt ?? this.completedSeen.get(`${agent}\0${holding.infoHash}`);
+    return holding.completedAt ?? this.completedSeen.get(agent)?.get(holding.infoHash);
   }
 
   list(): AgentRecord[] {
