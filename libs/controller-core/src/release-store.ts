@@ -183,7 +183,9 @@ export class ReleaseStore {
     if (!this.options.pathRoots.some((root) => isUnder(real, root))) {
       throw badRequest('path', `${path} is outside the directories releases may be published from (${this.options.pathRoots.join(', ')})`);
     }
-    if (isUnder(real, this.options.dataDir)) throw badRequest('path', `${path} is inside the controller's data dir`);
+    // Compared as real paths: a data dir reached through a symlink would not contain `real` by name.
+    const dataDir = await realpath(this.options.dataDir).catch(() => this.options.dataDir);
+    if (isUnder(real, dataDir)) throw badRequest('path', `${path} is inside the controller's data dir`);
     return this.publish(fields, async () => ({ contentPath: real, content: real, field: 'path' }));
   }
 
