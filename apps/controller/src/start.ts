@@ -58,11 +58,13 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     );
     SwaggerModule.setup('api/docs', app, document);
 
-    await app.startAllMicroservices();
     await app.listen(config.port, config.host);
     const httpPort = ((app.getHttpServer() as HttpServer).address() as AddressInfo).port;
-    const channel = app.getMicroservices()[0]!.unwrap<NetServer>().address() as AddressInfo;
     await core.start(httpPort);
+    // Agents are let in only once the stored releases are loaded: a sync answered before
+    // would tell them their releases were retired, and they would cancel or delete them.
+    await app.startAllMicroservices();
+    const channel = app.getMicroservices()[0]!.unwrap<NetServer>().address() as AddressInfo;
     const base = core.publicBaseUrl;
     const channelHost = config.publicHost.includes(':') ? `[${config.publicHost}]` : config.publicHost;
     return {
