@@ -98,8 +98,16 @@ export class ReleaseStore {
     const skipped: { dir: string; reason: string }[] = [];
     for (const name of await readdir(this.releasesDir)) {
       const nameDir = join(this.releasesDir, name);
-      if (!(await stat(nameDir)).isDirectory()) continue;
-      for (const version of await readdir(nameDir)) {
+      // A stray file, a dangling link or an unreadable dir is left out like a damaged release.
+      let versions: string[];
+      try {
+        if (!(await stat(nameDir)).isDirectory()) continue;
+        versions = await readdir(nameDir);
+      } catch (err) {
+        skipped.push({ dir: nameDir, reason: (err as Error).message });
+        continue;
+      }
+      for (const version of versions) {
         const dir = join(nameDir, version);
         try {
           const release = await this.readRelease(dir);
