@@ -110,7 +110,14 @@ export class ControllerClient {
       );
       if (!payload) req.end();
       else if (Buffer.isBuffer(payload.body)) req.end(payload.body);
-      else payload.body.pipe(req);
+      else {
+        // pipe() does not forward a read error: unhandled, it would crash the command with a stack trace.
+        payload.body.once('error', (e: NodeJS.ErrnoException) => {
+          req.destroy();
+          reject(new ControllerError(`cannot read the upload: ${e.code ?? e.message}`, 0));
+        });
+        payload.body.pipe(req);
+      }
     });
   }
 }
