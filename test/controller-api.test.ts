@@ -34,7 +34,7 @@ async function announce(infoHash: Buffer): Promise<Record<string, unknown>> {
 
 beforeAll(async () => {
   temp = await tempDataDir();
-  ctl = await startControllerProcess(join(temp.dir, 'data'));
+  ctl = await startControllerProcess(join(temp.dir, 'data'), ['--path-roots', temp.dir]);
 });
 
 afterAll(async () => {
@@ -232,7 +232,7 @@ describe('controller REST API', () => {
   it('keeps every release across a restart and seeds the live ones again', async () => {
     const before = (await (await api('/releases')).json()) as ReleaseStatus[];
     expect(await ctl.stop()).toBe(0);
-    ctl = await startControllerProcess(ctl.dataDir);
+    ctl = await startControllerProcess(ctl.dataDir, ['--path-roots', temp.dir]);
     expect((await fetch(`${ctl.base}/readyz`)).status).toBe(200);
     const after = (await (await api('/releases')).json()) as ReleaseStatus[];
     expect(after.map((r) => [r.name, r.version, r.infoHash, r.retiredAt])).toEqual(before.map((r) => [r.name, r.version, r.infoHash, r.retiredAt]));

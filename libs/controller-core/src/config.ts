@@ -72,7 +72,9 @@ const SETTINGS = [
   { key: 'superSeed', flag: 'super-seed', env: 'SWARMSHIP_SUPER_SEED', parse: bool, fallback: () => true },
   { key: 'retireGraceSeconds', flag: 'retire-grace', env: 'SWARMSHIP_RETIRE_GRACE', parse: (t: string, w: string) => wholeNumber(t, w, 0, 30 * 86_400), fallback: () => 600 },
   { key: 'agentTimeoutSeconds', flag: 'agent-timeout', env: 'SWARMSHIP_AGENT_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 30, 86_400), fallback: () => 120 },
-  { key: 'pathRoots', flag: 'path-roots', env: 'SWARMSHIP_PATH_ROOTS', parse: pathList, fallback: () => ['/'] },
+  // Off unless named: with '/' anyone holding the API token could publish, and so fetch
+  // from the origin, any file the controller can read (its tokens, a service account's).
+  { key: 'pathRoots', flag: 'path-roots', env: 'SWARMSHIP_PATH_ROOTS', parse: pathList, fallback: () => [] },
   { key: 'logFormat', flag: 'log-format', env: 'SWARMSHIP_LOG_FORMAT', parse: logFormat, fallback: () => 'auto' as const },
   { key: 'token', flag: 'token', env: 'SWARMSHIP_TOKEN', parse: secret, fallback: () => '' },
   { key: 'agentToken', flag: 'agent-token', env: 'SWARMSHIP_AGENT_TOKEN', parse: secret, fallback: () => '' },

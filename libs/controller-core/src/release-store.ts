@@ -188,6 +188,9 @@ export class ReleaseStore {
     } catch (err) {
       throw badRequest('path', `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
     }
+    if (this.options.pathRoots.length === 0) {
+      throw badRequest('path', 'publishing by path is off: start the controller with --path-roots DIR,… naming the directories it may publish from');
+    }
     if (!this.options.pathRoots.some((root) => isUnder(real, root))) {
       throw badRequest('path', `${path} is outside the directories releases may be published from (${this.options.pathRoots.join(', ')})`);
     }

@@ -28,7 +28,7 @@ then the file, then the default):
   --agent-timeout SECONDS    An agent silent this long stops counting towards rollouts.
                              SWARMSHIP_AGENT_TIMEOUT. Default 120.
   --path-roots DIR,...       Directories a publish by path may name. SWARMSHIP_PATH_ROOTS.
-                             Default /.
+                             Default none: publishing by path is off.
   --log-format F             auto, json or text. SWARMSHIP_LOG_FORMAT. Default auto: JSON
                              lines unless standard error is a terminal.
   --config FILE              YAML file of settings (keys: data, port, agentPort, …).
