@@ -4,18 +4,17 @@
  * them as JSON; asserts nothing, because shared machines make any threshold flaky.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash, randomFill } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseByteSize } from '../apps/cli/src/byte-size.js';
 import { createTorrent } from '../libs/metainfo/src/index.js';
 import { probeLibtorrent, SYSTEM_PYTHON, writePeerScript } from './lib/libtorrent.js';
 import { Child, cpuSeconds, killAllChildren, Sampler, type Line } from './lib/proc.js';
 import { median, medianOf, table } from './lib/stats.js';
+import { findRoot, firstLine, fmtBytes, generateRandomFile as generate, sha1Of } from './lib/files.js';
 
 const HELP = `Usage: npm run bench:engine -- [--size 1GiB] [--piece-length 1MiB] [--runs 1] [--only ours-ours,lt-lt,lt-ours,ours-lt] [--lt-seed-mode] [--keep]
 
@@ -265,53 +264,7 @@ async function main(): Promise<number> {
   }
 }
 
-/** Random bytes so no two pieces are alike; SHA-1 of the whole taken on the way, for checking copies. */
-async function generate(path: string, size: number): Promise<string> {
-  const chunk = 16 * MIB;
-  const hash = createHash('sha1');
-  const handle = await open(path, 'w');
-  try {
-    const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
-    const fill = (b: Buffer, n: number) => new Promise<Buffer>((res, rej) => randomFill(b, 0, n, (err, out) => (err ? rej(err) : res(out))));
-    let written = 0;
-    let i = 0;
-    let next = size > 0 ? fill(buffers[0]!, Math.min(chunk, size)) : undefined;
-    while (next) {
-      const buf = await next;
-      const n = Math.min(chunk, size - written);
-      i ^= 1;
-      // Fill the other buffer while this one is written.
-      const rest = size - written - n;
-      next = rest > 0 ? fill(buffers[i]!, Math.min(chunk, rest)) : undefined;
-      const slice = buf.subarray(0, n);
-      hash.update(slice);
-      await handle.write(slice, 0, n);
-      written += n;
-    }
-    // Otherwise the kernel writes the file back during the first measurements, taking CPU
-    // from a machine with few cores at random moments.
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
 
-async function sha1Of(path: string): Promise<string> {
-  const hash = createHash('sha1');
-  const handle = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(16 * MIB);
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
 
 interface CreationResult {
   repeats: number;
@@ -482,29 +435,12 @@ async function transfer(s: Scenario, ctx: Context): Promise<TransferResult> {
   }
 }
 
-/** The checkout's root, from the source file or its compiled copy under dist/. */
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'swarmship') return dir;
-    const parent = resolve(dir, '..');
-    if (parent === dir) throw new Error('cannot find the swarmship checkout above this script');
-    dir = parent;
-  }
-}
 
-function firstLine(text: string | undefined): string | undefined {
-  return text?.trim().split('\n')[0];
-}
 
 function secs(ms: number): string {
   return (ms / 1000).toFixed(2);
 }
 
-function fmtBytes(n: number): string {
-  return n >= 1024 ** 3 && n % 1024 ** 3 === 0 ? `${n / 1024 ** 3} GiB` : n >= MIB && n % MIB === 0 ? `${n / MIB} MiB` : `${n} bytes`;
-}
 
 main().then(
   (code) => process.exit(code),

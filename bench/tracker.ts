@@ -6,7 +6,7 @@
  * asserts nothing, because shared machines make any threshold flaky.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuSeconds, killAllChildren, Sampler } from './lib/proc.js';
 import { table } from './lib/stats.js';
+import { findRoot, firstLine } from './lib/files.js';
 import { announceQuery, makePools, runWrk, writeLuaScript, type Pools, type WrkResult } from './lib/tracker-load.js';
 import {
   OPENTRACKER,
@@ -377,21 +378,7 @@ function round2(values: number[]): number[] {
   return values.map((v) => Math.round(v * 100) / 100);
 }
 
-/** The checkout's root, from the source file or its compiled copy under dist/. */
-function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'swarmship') return dir;
-    const parent = resolve(dir, '..');
-    if (parent === dir) throw new Error('cannot find the swarmship checkout above this script');
-    dir = parent;
-  }
-}
 
-function firstLine(text: string | undefined): string | undefined {
-  return text?.trim().split('\n')[0];
-}
 
 main().then(
   (code) => process.exit(code),

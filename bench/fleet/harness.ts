@@ -5,15 +5,18 @@
  * started. Namespaces, links and processes go away on return, on an exception, on
  * SIGINT/SIGTERM and (as a last resort) on process exit.
  */
-import { createHash, randomFill } from 'node:crypto';
+
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Child, killAllChildren, Sampler } from '../lib/proc.js';
+import { findRoot, fmtBytes, generateRandomFile as generate, sha1Of } from '../lib/files.js';
 import { deleteAllNamespaces, FleetNetwork, type Host, type LinkCounters } from './network.js';
 import type { Artifact, NodeCopy, Scenario, ScenarioContext } from './scenario.js';
+
+/** Shared with the fleet's command line and report. */
+export { findRoot, fmtBytes, sha1Of };
 
 const MIB = 1024 * 1024;
 
@@ -106,17 +109,6 @@ export interface FleetResult {
   setupSeconds: number;
 }
 
-/** The checkout's root, from the source file or its compiled copy under dist/. */
-export function findRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'swarmship') return dir;
-    const parent = resolve(dir, '..');
-    if (parent === dir) throw new Error('cannot find the swarmship checkout above this script');
-    dir = parent;
-  }
-}
 
 export async function runFleet(opts: FleetOptions): Promise<FleetResult> {
   const log = opts.log ?? (() => undefined);
@@ -355,46 +347,5 @@ function busyPercent(a: { busy: number; total: number }, b: { busy: number; tota
   return total > 0 ? ((b.busy - a.busy) / total) * 100 : NaN;
 }
 
-/** Random bytes so no two pieces are alike, flushed to disk; returns the SHA-1 of the whole. */
-async function generate(path: string, size: number): Promise<string> {
-  const chunk = 16 * MIB;
-  const hash = createHash('sha1');
-  const handle = await open(path, 'w');
-  try {
-    const buf = Buffer.allocUnsafe(chunk);
-    for (let written = 0; written < size; ) {
-      const n = Math.min(chunk, size - written);
-      await new Promise<void>((res, rej) => randomFill(buf, 0, n, (err) => (err ? rej(err) : res())));
-      const slice = buf.subarray(0, n);
-      hash.update(slice);
-      await handle.write(slice, 0, n);
-      written += n;
-    }
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
 
-export async function sha1Of(path: string): Promise<string> {
-  const hash = createHash('sha1');
-  const handle = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(16 * MIB);
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
 
-export function fmtBytes(n: number): string {
-  if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
-  if (n >= MIB && n % MIB === 0) return `${n / MIB} MiB`;
-  return `${n} bytes`;
-}
