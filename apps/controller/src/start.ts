@@ -24,6 +24,11 @@ export interface RunningController {
   close(): Promise<void>;
 }
 
+/** A client must have sent its request headers this soon after connecting. */
+const HEADERS_TIMEOUT_MS = 20_000;
+/** A connection silent this long (an upload that stalled, a client gone) is closed. */
+const IDLE_SOCKET_TIMEOUT_MS = 120_000;
+
 /**
  * Starts the controller: HTTP API with the embedded tracker, the agent channel, the
  * origin seeder, then loads and seeds the stored releases. Resolves once all are up.
@@ -58,8 +63,15 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     );
     SwaggerModule.setup('api/docs', app, document);
 
+    const server = app.getHttpServer() as HttpServer;
+    // Node's default cuts any request not complete within 5 minutes: a large artifact
+    // uploaded over a modest link would fail half-way. Instead a request must send its
+    // headers promptly (slow-loris clients are dropped) and never stall for long.
+    server.requestTimeout = 0;
+    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    server.setTimeout(IDLE_SOCKET_TIMEOUT_MS);
     await app.listen(config.port, config.host);
-    const httpPort = ((app.getHttpServer() as HttpServer).address() as AddressInfo).port;
+    const httpPort = (server.address() as AddressInfo).port;
     await core.start(httpPort);
     // Agents are let in only once the stored releases are loaded: a sync answered before
     // would tell them their releases were retired, and they would cancel or delete them.
