@@ -10,6 +10,8 @@ import { UsageError, type CommandIo, type ParsedValues } from './command.js';
 /** Where a controller started on this machine with defaults keeps its generated tokens. */
 const LOCAL_TOKENS = join('.swarmship', 'controller', 'tokens.yaml');
 const DEFAULT_URL = 'http://127.0.0.1:7070';
+/** How long a request may go without any bytes moving either way. */
+const SILENCE_TIMEOUT_MS = 60_000;
 
 export class ControllerError extends Error {
   override name = 'ControllerError';
@@ -108,6 +110,9 @@ export class ControllerClient {
       req.on('error', (e: NodeJS.ErrnoException) =>
         reject(new ControllerError(`cannot reach the controller at ${this.baseUrl.origin}: ${e.code ?? e.message}`, 0)),
       );
+      // A CI job must never hang on a controller that stopped answering: a connection
+      // silent this long (no upload progress, no reply) fails the command instead.
+      req.setTimeout(SILENCE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error(`no answer for ${SILENCE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
       if (!payload) req.end();
       else if (Buffer.isBuffer(payload.body)) req.end(payload.body);
       else {
