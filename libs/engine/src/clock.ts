@@ -27,6 +27,18 @@ export const systemClock: Clock = {
 /** A source of randomness in [0, 1), injected for the same reason as the clock. */
 export type Random = () => number;
 
+/** A seeded Random (mulberry32), so tests and simulations replay the same choices. */
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** A clock tests move by hand: `advance(ms)` runs every timer that falls due. */
 export class ManualClock implements Clock {
   private time = 0;

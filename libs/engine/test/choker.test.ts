@@ -7,7 +7,7 @@ import {
   type ChokerSettings,
   type ChokerState,
 } from '../src/choker.js';
-import type { Random } from '../src/clock.js';
+import { seededRandom } from '../src/clock.js';
 
 /**
  * `'A:i:900 B:-:500 C:is:0'`: key, flags (i interested, s seed, - none), rate. The rate
@@ -35,22 +35,11 @@ function settings(over: Partial<ChokerSettings>): ChokerSettings {
   return { ...DEFAULT_CHOKER_SETTINGS, ...over };
 }
 
-/** mulberry32: a seeded source, so random choices replay. */
-function seeded(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const keys = (set: ReadonlySet<string>): string => [...set].sort().join(' ');
 
 describe('chokeRound while leeching', () => {
-  const leech = { now: 0, seeding: false, random: seeded(1) };
+  const leech = { now: 0, seeding: false, random: seededRandom(1) };
 
   it('gives the regular slots to the interested peers that give us the most', () => {
     const { unchoke } = chokeRound(peers('A:i:900 B:i:500 C:-:800 D:i:100'), INITIAL_CHOKER_STATE, leech, settings({ slots: 2, optimisticSlots: 0 }));
@@ -103,7 +92,7 @@ describe('optimistic unchoke', () => {
   const swarm = peers('A:i:900 B:i:0 C:i:0 D:i:0 E:i:0');
 
   it('keeps its pick for a whole period, then rotates to another peer', () => {
-    const random = seeded(7);
+    const random = seededRandom(7);
     let state: ChokerState = INITIAL_CHOKER_STATE;
     const picks: string[] = [];
     for (let t = 0; t <= 30_000; t += 10_000) {
@@ -119,7 +108,7 @@ describe('optimistic unchoke', () => {
   });
 
   it('gives every peer outside the regular set a turn over time', () => {
-    const random = seeded(3);
+    const random = seededRandom(3);
     let state: ChokerState = INITIAL_CHOKER_STATE;
     const served = new Set<string>();
     for (let t = 0; t < 40 * 30_000; t += 10_000) {
@@ -131,9 +120,9 @@ describe('optimistic unchoke', () => {
   });
 
   it('lets an optimistic peer that proved fast win a regular slot when its period ends', () => {
-    const first = chokeRound(peers('A:i:500 B:i:0'), INITIAL_CHOKER_STATE, { now: 0, seeding: false, random: seeded(1) }, s);
+    const first = chokeRound(peers('A:i:500 B:i:0'), INITIAL_CHOKER_STATE, { now: 0, seeding: false, random: seededRandom(1) }, s);
     expect([...first.state.optimistic.keys()]).toEqual(['B']);
-    const later = chokeRound(peers('A:i:500 B:i:800'), first.state, { now: 30_000, seeding: false, random: seeded(1) }, s);
+    const later = chokeRound(peers('A:i:500 B:i:800'), first.state, { now: 30_000, seeding: false, random: seededRandom(1) }, s);
     expect(keys(later.unchoke)).toBe('A B');
     expect([...later.state.optimistic.keys()]).toEqual(['A']);
   });
@@ -142,7 +131,7 @@ describe('optimistic unchoke', () => {
     const now = 10 * 60_000;
     const pool: ChokerPeer[] = [...peers('A:i:900 O:i:0 N:i:0')];
     pool[2] = { ...pool[2]!, connectedAt: now - 1_000 };
-    const random = seeded(11);
+    const random = seededRandom(11);
     let newPicks = 0;
     const draws = 4000;
     for (let i = 0; i < draws; i++) {
@@ -169,7 +158,7 @@ describe('chokeRound while seeding (round robin)', () => {
         uploadRate: state.unchoked.has(key) ? rate : 0,
         uploadedSinceUnchoke: sent.get(key) ?? 0,
       }));
-      const d = chokeRound(input, state, { now: round * roundMs, seeding: true, random: seeded(round) }, s);
+      const d = chokeRound(input, state, { now: round * roundMs, seeding: true, random: seededRandom(round) }, s);
       for (const key of keysOfPeers) {
         if (!d.unchoke.has(key)) sent.delete(key);
         else sent.set(key, (state.unchoked.has(key) ? (sent.get(key) ?? 0) : 0) + (rate * roundMs) / 1000);
@@ -198,14 +187,14 @@ describe('chokeRound while seeding (round robin)', () => {
   });
 
   it('moves a slot from a peer that takes nothing to one that waits', () => {
-    const first = chokeRound(peers('A:i:0 B:i:0'), INITIAL_CHOKER_STATE, { now: 0, seeding: true, random: seeded(1) }, settings({ slots: 1, optimisticSlots: 0 }));
-    const second = chokeRound(peers('A:i:0 B:i:0'), first.state, { now: 10_000, seeding: true, random: seeded(1) }, settings({ slots: 1, optimisticSlots: 0 }));
+    const first = chokeRound(peers('A:i:0 B:i:0'), INITIAL_CHOKER_STATE, { now: 0, seeding: true, random: seededRandom(1) }, settings({ slots: 1, optimisticSlots: 0 }));
+    const second = chokeRound(peers('A:i:0 B:i:0'), first.state, { now: 10_000, seeding: true, random: seededRandom(1) }, settings({ slots: 1, optimisticSlots: 0 }));
     expect([keys(first.unchoke), keys(second.unchoke)]).toEqual(['A', 'B']);
   });
 
   it('ignores what peers give us: nothing they send can matter once we have everything', () => {
     const input = peers('A:i:0 B:i:0').map((p) => (p.key === 'B' ? { ...p, downloadRate: 1e9 } : p));
-    const { unchoke } = chokeRound(input, INITIAL_CHOKER_STATE, { now: 0, seeding: true, random: seeded(1) }, settings({ slots: 1, optimisticSlots: 0 }));
+    const { unchoke } = chokeRound(input, INITIAL_CHOKER_STATE, { now: 0, seeding: true, random: seededRandom(1) }, settings({ slots: 1, optimisticSlots: 0 }));
     expect(keys(unchoke)).toBe('A');
   });
 });

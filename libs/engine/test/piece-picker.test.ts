@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PiecePicker, type PickerPeer } from '../src/piece-picker.js';
+import { seededRandom } from '../src/clock.js';
 import type { BlockRef } from '../../wire/src/messages.js';
 
 /**
@@ -16,7 +17,7 @@ function setupPicker(availability: string, have = '', options: { blocksPerPiece?
     pieceCount,
     pieceLength: blocks * blockLength,
     totalLength: pieceCount * blocks * blockLength,
-    random: options.random ?? seeded(1),
+    random: options.random ?? seededRandom(1),
     randomFirstPieces: 0,
   });
   [...availability].forEach((c, i) => {
@@ -32,12 +33,6 @@ function peer(key: string, pieces: string): PickerPeer {
 
 const seed = (key: string, n: number) => peer(key, '*'.repeat(n));
 
-function seeded(s: number): () => number {
-  return () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31;
-  };
-}
 
 function pickPieces(picker: PiecePicker, p: PickerPeer, max: number): number[] {
   const out: BlockRef[] = [];
@@ -115,7 +110,7 @@ describe('PiecePicker', () => {
   });
 
   it('never starts more partial pieces than allowed', () => {
-    const picker = new PiecePicker({ pieceCount: 10, pieceLength: 32768, totalLength: 10 * 32768, random: seeded(3), maxPartialPieces: 2 });
+    const picker = new PiecePicker({ pieceCount: 10, pieceLength: 32768, totalLength: 10 * 32768, random: seededRandom(3), maxPartialPieces: 2 });
     for (let i = 0; i < 10; i++) picker.peerHasPiece(i);
     const out: BlockRef[] = [];
     picker.pick(seed('A', 10), 100, out);
@@ -123,7 +118,7 @@ describe('PiecePicker', () => {
   });
 
   it('sizes the last block of the last piece', () => {
-    const picker = new PiecePicker({ pieceCount: 2, pieceLength: 32768, totalLength: 32768 + 20000, random: seeded(1), randomFirstPieces: 0 });
+    const picker = new PiecePicker({ pieceCount: 2, pieceLength: 32768, totalLength: 32768 + 20000, random: seededRandom(1), randomFirstPieces: 0 });
     picker.peerHasPiece(1);
     const out: BlockRef[] = [];
     picker.pick(peer('A', ' *'), 10, out);
@@ -136,7 +131,7 @@ describe('PiecePicker', () => {
         fc.integer({ min: 1, max: 40 }),
         fc.array(fc.tuple(fc.constantFrom('inc', 'dec', 'have'), fc.nat()), { maxLength: 300 }),
         (n, ops) => {
-          const picker = new PiecePicker({ pieceCount: n, pieceLength: 16384, totalLength: n * 16384, random: seeded(7) });
+          const picker = new PiecePicker({ pieceCount: n, pieceLength: 16384, totalLength: n * 16384, random: seededRandom(7) });
           const avail = new Array(n).fill(0);
           const have = new Set<number>();
           for (const [op, x] of ops) {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Random } from '../src/clock.js';
+import { seededRandom } from '../src/clock.js';
 import { SuperSeedPolicy, type Offers, type PieceSet } from '../src/super-seed.js';
 
 /** `'**--'`: piece i is held where character i is `*`. */
@@ -9,17 +9,6 @@ function bits(spec: string): PieceSet {
 }
 const none = (n: number): PieceSet => bits('-'.repeat(n));
 
-/** mulberry32: a seeded source, so random choices replay. */
-function seeded(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `'A:3 C:1'`, peers in key order, for one-line expectations. */
 const show = (offers: Offers): string =>
@@ -30,7 +19,7 @@ const show = (offers: Offers): string =>
 
 describe('SuperSeedPolicy', () => {
   it('offers each new peer one piece nobody else was offered', () => {
-    const policy = new SuperSeedPolicy(6, seeded(1));
+    const policy = new SuperSeedPolicy(6, seededRandom(1));
     const offers = ['A', 'B', 'C'].map((p) => policy.peerJoined(p, none(6)));
     expect(offers.map((o) => o.length)).toEqual([1, 1, 1]);
     expect(new Set(offers.flat()).size).toBe(3);
@@ -38,7 +27,7 @@ describe('SuperSeedPolicy', () => {
 
   it('prefers pieces no peer holds over pieces some peer already has', () => {
     for (let seed = 0; seed < 20; seed++) {
-      const policy = new SuperSeedPolicy(4, seeded(seed));
+      const policy = new SuperSeedPolicy(4, seededRandom(seed));
       const [a] = policy.peerJoined('A', bits('**--'));
       const [b] = policy.peerJoined('B', none(4));
       expect([a, b].sort()).toEqual([2, 3]);
@@ -46,13 +35,13 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('never offers a piece the peer has, and nothing to a seed', () => {
-    const policy = new SuperSeedPolicy(4, seeded(2));
+    const policy = new SuperSeedPolicy(4, seededRandom(2));
     expect(policy.peerJoined('A', bits('***-'))).toEqual([3]);
     expect(policy.peerJoined('S', bits('****'))).toEqual([]);
   });
 
   it('offers the next piece only after the last one is seen at another peer', () => {
-    const policy = new SuperSeedPolicy(6, seeded(3));
+    const policy = new SuperSeedPolicy(6, seededRandom(3));
     const [a] = policy.peerJoined('A', none(6)) as [number];
     const [b] = policy.peerJoined('B', none(6)) as [number];
     policy.peerJoined('C', none(6));
@@ -67,7 +56,7 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('does not count a piece a peer brought with it as passed on', () => {
-    const policy = new SuperSeedPolicy(2, seeded(4));
+    const policy = new SuperSeedPolicy(2, seededRandom(4));
     const [a] = policy.peerJoined('A', none(2)) as [number];
     policy.peerJoined('B', none(2));
     const held = a === 0 ? '*-' : '-*';
@@ -76,7 +65,7 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('does not stall a swarm of one peer', () => {
-    const policy = new SuperSeedPolicy(3, seeded(5));
+    const policy = new SuperSeedPolicy(3, seededRandom(5));
     const got: number[] = [];
     let offer = policy.peerJoined('A', none(3));
     while (offer.length > 0) {
@@ -88,7 +77,7 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('releases a held offer when the last peer that lacked the piece leaves', () => {
-    const policy = new SuperSeedPolicy(4, seeded(6));
+    const policy = new SuperSeedPolicy(4, seededRandom(6));
     const [a] = policy.peerJoined('A', none(4)) as [number];
     policy.peerJoined('B', none(4));
     expect(show(policy.peerHas('A', a))).toBe('');
@@ -97,7 +86,7 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('counts what a departed peer held as rare again', () => {
-    const policy = new SuperSeedPolicy(3, seeded(7));
+    const policy = new SuperSeedPolicy(3, seededRandom(7));
     const [a] = policy.peerJoined('A', none(3)) as [number];
     const [b] = policy.peerHas('A', a).get('A') as [number];
     const [c] = policy.peerJoined('B', none(3)) as [number];
@@ -107,7 +96,7 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('turns fullCopyOutside on exactly when every piece has been seen at a peer', () => {
-    const policy = new SuperSeedPolicy(3, seeded(8));
+    const policy = new SuperSeedPolicy(3, seededRandom(8));
     policy.peerJoined('A', bits('*--'));
     policy.peerJoined('B', none(3));
     expect([policy.distinctPiecesOut, policy.fullCopyOutside]).toEqual([1, false]);
@@ -122,7 +111,7 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('serves only the pieces it announced to that peer', () => {
-    const policy = new SuperSeedPolicy(4, seeded(9));
+    const policy = new SuperSeedPolicy(4, seededRandom(9));
     const [a] = policy.peerJoined('A', none(4)) as [number];
     policy.peerJoined('B', none(4));
     for (let i = 0; i < 4; i++) expect(policy.mayServe('A', i)).toBe(i === a);
@@ -130,17 +119,17 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('gives a fast peer several offers at once when asked to', () => {
-    const policy = new SuperSeedPolicy(8, seeded(10), { offersPerPeer: 3 });
+    const policy = new SuperSeedPolicy(8, seededRandom(10), { offersPerPeer: 3 });
     expect(new Set(policy.peerJoined('A', none(8))).size).toBe(3);
   });
 
   it('refuses what it cannot mean', () => {
-    const policy = new SuperSeedPolicy(4, seeded(11));
+    const policy = new SuperSeedPolicy(4, seededRandom(11));
     policy.peerJoined('A', none(4));
     expect(() => policy.peerHas('A', 4)).toThrow(RangeError);
     expect(() => policy.peerHas('Z', 0)).toThrow(/not joined/);
     expect(() => policy.peerJoined('A', none(4))).toThrow(/twice/);
-    expect(() => new SuperSeedPolicy(4, seeded(1), { offersPerPeer: 0 })).toThrow(/offersPerPeer/);
+    expect(() => new SuperSeedPolicy(4, seededRandom(1), { offersPerPeer: 0 })).toThrow(/offersPerPeer/);
   });
 
   it('property: whatever the order of HAVEs and departures, offers are new to the peer and the swarm completes', () => {
@@ -152,7 +141,7 @@ describe('SuperSeedPolicy', () => {
         fc.integer(),
         fc.array(fc.nat(), { maxLength: 300 }),
         (pieces, initial, offersPerPeer, seed, choices) => {
-          const policy = new SuperSeedPolicy(pieces, seeded(seed), { offersPerPeer });
+          const policy = new SuperSeedPolicy(pieces, seededRandom(seed), { offersPerPeer });
           const has = new Map<string, Set<number>>();
           const announced = new Map<string, Set<number>>();
           const everAnnounced = new Set<number>();
