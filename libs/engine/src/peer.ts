@@ -53,7 +53,7 @@ export class Peer {
   flushWatch = false;
   /** An upload rate-limit wait is queued for this peer; calling it withdraws it. */
   cancelRateWait: (() => void) | undefined;
-  /** Pieces we announced to it (super-seeding). */
+  /** The client it names in its extension handshake (`v`), for statistics. */
   clientName: string | undefined;
   /** The port it listens on, from its extension handshake ('p'): tells who a peer that dialled us is. */
   listenPort: number | undefined;

@@ -58,7 +58,7 @@ export type WireMessage =
   | { type: 'have'; index: number }
   | { type: 'bitfield'; bitfield: Buffer }
   | ({ type: 'request' } & BlockRef)
-  /** `block` may be a view into the received chunk: copy it if you keep it past the callback's chunk lifetime is not needed (Node never reuses socket chunks). */
+  /** `block` may be a view into the received chunk: when the decoder runs with `reusesChunks`, copy it before the callback returns if you keep it. */
   | { type: 'piece'; index: number; begin: number; block: Buffer }
   | ({ type: 'cancel' } & BlockRef)
   | { type: 'port'; port: number }
