@@ -6,31 +6,19 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PRIVATE_SESSION_PY } from '../../bench/lib/libtorrent.js';
 
 const PEER = String.raw`
 import sys, time
 import libtorrent as lt
-
+${PRIVATE_SESSION_PY}
 torrent, save_path, role, iface, limit = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 peers = []
 for arg in sys.argv[6:]:
     host, port = arg.rsplit(':', 1)
     peers.append((host, int(port)))
 
-session = lt.session({
-    'listen_interfaces': iface + ':0',
-    'outgoing_interfaces': iface,
-    'enable_dht': False,
-    'enable_lsd': False,
-    'enable_upnp': False,
-    'enable_natpmp': False,
-    'enable_outgoing_utp': False,
-    'enable_incoming_utp': False,
-    'allow_multiple_connections_per_ip': True,
-    'out_enc_policy': int(lt.enc_policy.disabled),
-    'in_enc_policy': int(lt.enc_policy.enabled),
-    'alert_mask': lt.alert.category_t.error_notification | lt.alert.category_t.status_notification | lt.alert.category_t.connect_notification,
-})
+session = private_session(iface + ':0', iface, lt.alert.category_t.connect_notification)
 deadline = time.time() + limit
 while session.listen_port() == 0 and time.time() < deadline:
     time.sleep(0.05)

@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PRIVATE_SESSION_PY } from '../../bench/lib/libtorrent.js';
 
 /** The distribution package installs libtorrent for the system interpreter, not for whatever python3 comes first on PATH. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -39,19 +40,9 @@ print(str(lt.torrent_info(out).info_hashes().v1), flush=True)
 const PEER = String.raw`
 import sys, time
 import libtorrent as lt
-
+${PRIVATE_SESSION_PY}
 torrent, save_path, role, limit = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-session = lt.session({
-    'listen_interfaces': '127.0.0.1:0',
-    'enable_dht': False,
-    'enable_lsd': False,
-    'enable_upnp': False,
-    'enable_natpmp': False,
-    'allow_multiple_connections_per_ip': True,
-    'enable_outgoing_utp': False,
-    'enable_incoming_utp': False,
-    'alert_mask': lt.alert.category_t.error_notification | lt.alert.category_t.tracker_notification | lt.alert.category_t.status_notification,
-})
+session = private_session('127.0.0.1:0', None, lt.alert.category_t.tracker_notification)
 deadline = time.time() + limit
 while session.listen_port() == 0 and time.time() < deadline:
     time.sleep(0.05)

@@ -17,6 +17,7 @@ import { SYSTEM_PYTHON } from '../../lib/libtorrent.js';
 import type { Child } from '../../lib/proc.js';
 import type { FleetNetwork, Host } from '../network.js';
 import { withDeadline, type NodeCopy, type Scenario, type ScenarioContext } from '../scenario.js';
+import { PRIVATE_SESSION_PY } from '../../lib/libtorrent.js';
 
 const TRACKER_PORT = 6969;
 const PEER_PORT = 6881;
@@ -25,26 +26,13 @@ const OPENTRACKER = '/usr/bin/opentracker';
 const PEER = String.raw`
 import json, sys, time
 import libtorrent as lt
-
+${PRIVATE_SESSION_PY}
 role, torrent, save_path, address, port, super_seed = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6] == '1'
 
 def say(**fields):
     print(json.dumps(fields), flush=True)
 
-session = lt.session({
-    'listen_interfaces': '%s:%d' % (address, port),
-    'outgoing_interfaces': address,
-    'enable_dht': False,
-    'enable_lsd': False,
-    'enable_upnp': False,
-    'enable_natpmp': False,
-    'enable_outgoing_utp': False,
-    'enable_incoming_utp': False,
-    'allow_multiple_connections_per_ip': True,
-    'out_enc_policy': int(lt.enc_policy.pe_disabled),
-    'in_enc_policy': int(lt.enc_policy.pe_disabled),
-    'alert_mask': lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
-})
+session = private_session('%s:%d' % (address, port), address)
 params = lt.add_torrent_params()
 params.ti = lt.torrent_info(torrent)
 params.save_path = save_path
