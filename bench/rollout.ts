@@ -7,16 +7,16 @@
  * Options: --agents 4,8,16  --size 256MiB  --super-seed on,off  --help
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomFillSync } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ReleaseStatus } from '../libs/contracts/src/rest.js';
+import { generateRandomFile } from './lib/files.js';
+import { freePort } from './lib/net.js';
 
 const CLI = fileURLToPath(new URL('../apps/cli/src/main.js', import.meta.url));
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -67,16 +67,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 /**
  * utime+stime (seconds) and resident memory (KiB) of a process, from /proc: all of it,
@@ -201,13 +191,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     const artifact = join(dir, 'artifact.bin');
-    const out = createWriteStream(artifact);
-    const chunk = Buffer.allocUnsafe(4 * 1024 * 1024);
-    for (let n = 0; n < size; n += chunk.length) {
-      randomFillSync(chunk);
-      if (!out.write(chunk.subarray(0, Math.min(chunk.length, size - n)))) await new Promise<void>((r) => out.once('drain', () => r()));
-    }
-    await new Promise<void>((r) => out.end(() => r()));
+    await generateRandomFile(artifact, size);
     for (const n of counts) {
       for (const ss of modes) {
         process.stdout.write(`${n} agents, super-seeding ${ss ? 'on' : 'off'} … `);

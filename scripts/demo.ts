@@ -12,12 +12,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatBytes } from '../apps/cli/src/progress.js';
+import { freePort } from '../bench/lib/net.js';
 
 const CLI = fileURLToPath(new URL('../apps/cli/src/main.js', import.meta.url));
 const ROOT = resolve('.swarmship-demo');
@@ -64,16 +64,6 @@ function waitEvent(p: Proc, pred: (e: Record<string, unknown>) => boolean, ms = 
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 async function generate(path: string, size: number): Promise<void> {
   const out = createWriteStream(path);

@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReleaseStatus } from '../libs/contracts/src/rest.js';
 import { startCli, type RunningCli } from './helpers/cli.js';
+import { freePort } from '../bench/lib/net.js';
 
 /**
  * The product as a CI job and a fleet meet it: one controller, six agents (four
@@ -28,16 +28,6 @@ let controller: RunningCli;
 const agents: { name: string; data: string; proc: RunningCli }[] = [];
 const others: RunningCli[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function writeRandomFile(path: string, size: number): Promise<string> {
   const hash = createHash('sha256');
