@@ -42,6 +42,8 @@ interface PeerState {
   flags: Uint8Array;
   /** Offers not yet released. */
   pending: Set<number>;
+  /** Pieces with neither flag: the peer lacks them and has not been offered them. */
+  unshown: number;
 }
 
 export class SuperSeedPolicy {
@@ -92,12 +94,13 @@ export class SuperSeedPolicy {
    */
   peerJoined(peer: string, has: PieceSet): number[] {
     if (this.peers.has(peer)) throw new Error(`super-seed: peer ${peer} joined twice`);
-    const state: PeerState = { key: peer, flags: new Uint8Array(this.pieceCount), pending: new Set() };
+    const state: PeerState = { key: peer, flags: new Uint8Array(this.pieceCount), pending: new Set(), unshown: this.pieceCount };
     this.peers.set(peer, state);
     const n = Math.min(has.size, this.pieceCount);
     for (let i = 0; i < n; i++) {
       if (!has.has(i)) continue;
       state.flags[i] = HAS;
+      state.unshown--;
       this.availability[i]!++;
       this.adjust(i, 1);
       this.markSeen(i);
@@ -111,6 +114,7 @@ export class SuperSeedPolicy {
     this.checkIndex(index);
     const offers: Offers = new Map();
     if (state.flags[index]! & HAS) return offers;
+    if (state.flags[index] === 0) state.unshown--;
     state.flags[index]! |= HAS;
     this.availability[index]!++;
     // An offer the peer now holds was already counted as a copy.
@@ -172,15 +176,29 @@ export class SuperSeedPolicy {
     while (state.pending.size < this.offersPerPeer) {
       const index = this.pick(state.flags);
       if (index < 0) break;
-      state.flags[index]! |= ANNOUNCED;
-      state.pending.add(index);
-      let set = this.holders.get(index);
-      if (!set) this.holders.set(index, (set = new Set()));
-      set.add(state.key);
-      this.adjust(index, 1);
+      this.announce(state, index);
       fresh.push(index);
     }
+    // libtorrent drops a peer whose HAVE completes its set while it is not interested,
+    // and checks that before the HAVE makes it interested; offered alone, a leecher's
+    // last piece always arrives so and it never finishes. So the last piece a peer lacks
+    // goes out together with an offer it still wants.
+    if (fresh.length > 0 && state.unshown === 1) {
+      const last = state.flags.indexOf(0);
+      this.announce(state, last);
+      fresh.push(last);
+    }
     return fresh;
+  }
+
+  private announce(state: PeerState, index: number): void {
+    state.flags[index]! |= ANNOUNCED;
+    state.unshown--;
+    state.pending.add(index);
+    let set = this.holders.get(index);
+    if (!set) this.holders.set(index, (set = new Set()));
+    set.add(state.key);
+    this.adjust(index, 1);
   }
 
   private release(state: PeerState, index: number): void {

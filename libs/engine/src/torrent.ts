@@ -134,7 +134,6 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   private chokeScheduled = false;
   private superSeed: SuperSeedPolicy | undefined;
   /** While super-seeding: the pieces each peer has been told we have, by peer key. */
-  private readonly shown = new Map<string, Bitfield>();
   private readonly banned = new Set<string>();
   private readonly strikes = new Map<string, number>();
   private readonly connecting = new Set<PeerConnection>();
@@ -175,7 +174,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       readCacheBytes: options.readCacheBytes ?? 32 * 1024 * 1024,
       gate: options.uploadGate,
       mayServe: (peer, index) =>
-        this.have.has(index) && (!this.superSeed || this.superSeed.mayServe(peer.key, index) || this.shown.get(peer.key)?.has(index) === true),
+        this.have.has(index) && (!this.superSeed || this.superSeed.mayServe(peer.key, index)),
       onSent: (peer, bytes) => {
         peer.upload.add(bytes);
         peer.uploadedSinceUnchoke += bytes;
@@ -185,7 +184,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     });
     this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
     // One piece cannot be offered without completing the peer's view of us at once,
-    // which libtorrent answers by disconnecting (see offer()); seed it normally.
+    // which libtorrent answers by disconnecting (see SuperSeedPolicy.refill); seed it normally.
     if (options.superSeed && this.have.complete && this.info.pieceCount > 1) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random, { offersPerPeer: SUPER_SEED_OFFERS_PER_PEER });
     this.downloaded = new RateMeter(this.clock);
     this.uploaded = new RateMeter(this.clock);
@@ -297,7 +296,6 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.picker.peerGone(peer.key);
     peer.outstanding.clear();
     if (peer.bitfieldSeen) this.picker.peerLostPieces((i) => peer.has.has(i));
-    this.shown.delete(peer.key);
     if (this.superSeed && peer.bitfieldSeen) this.sendOffers(this.superSeed.peerLeft(peer.key));
     if (!peer.amChoking) this.scheduleChoke();
     // Its requests may have been the last ones for some blocks: hand them to others.
@@ -401,7 +399,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     else if (m?.type === 'have-all') peer.has = Bitfield.full(this.info.pieceCount);
     this.picker.peerHasPieces((i) => peer.has.has(i));
     if (this.superSeed) {
-      this.offer(peer, this.superSeed.peerJoined(peer.key, peer.has));
+      for (const index of this.superSeed.peerJoined(peer.key, peer.has)) peer.conn.send({ type: 'have', index });
     }
     if (peer.isSeed && this.complete) {
       peer.conn.destroy(undefined);
@@ -617,25 +615,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   private sendOffers(offers: Map<string, number[]>): void {
     for (const [key, pieces] of offers) {
       const peer = this.peers.get(key);
-      if (peer) this.offer(peer, pieces);
+      if (peer) for (const index of pieces) peer.conn.send({ type: 'have', index });
     }
-  }
-
-  /**
-   * Sends HAVEs for `pieces` (ones the peer lacks). libtorrent disconnects a peer whose
-   * HAVE completes its set while it is not interested, and checks that before the HAVE
-   * makes it interested; offered one at a time, a leecher's last piece always arrives
-   * so, and it never finishes. So a peer's last unshown piece is never sent alone: it
-   * goes right behind the offer before it, which the peer still wants. It may be served
-   * from then on, ahead of the policy's own offer of it.
-   */
-  private offer(peer: Peer, pieces: number[]): void {
-    if (pieces.length === 0) return;
-    let shown = this.shown.get(peer.key);
-    if (!shown) this.shown.set(peer.key, (shown = new Bitfield(this.info.pieceCount)));
-    for (const index of pieces) if (shown.set(index)) peer.conn.send({ type: 'have', index });
-    if (shown.count !== this.info.pieceCount - 1) return;
-    for (let i = 0; i < this.info.pieceCount; i++) if (shown.set(i)) peer.conn.send({ type: 'have', index: i });
   }
 
   /** A full copy exists outside us: announce everything and seed normally. */
@@ -644,13 +625,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (!policy) return;
     this.superSeed = undefined;
     for (const peer of this.peers.values()) {
-      const shown = this.shown.get(peer.key);
-      const unshown = (i: number) => !policy.mayServe(peer.key, i) && !shown?.has(i);
+      const unshown = (i: number) => !policy.mayServe(peer.key, i);
       // Pieces it lacks first, so it is interested before the HAVE that completes its set.
       for (let i = 0; i < this.info.pieceCount; i++) if (unshown(i) && !peer.has.has(i)) peer.conn.send({ type: 'have', index: i });
       for (let i = 0; i < this.info.pieceCount; i++) if (unshown(i) && peer.has.has(i)) peer.conn.send({ type: 'have', index: i });
     }
-    this.shown.clear();
     this.emit('super-seed-ended');
   }
 

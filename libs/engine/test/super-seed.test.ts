@@ -27,10 +27,11 @@ describe('SuperSeedPolicy', () => {
 
   it('prefers pieces no peer holds over pieces some peer already has', () => {
     for (let seed = 0; seed < 20; seed++) {
-      const policy = new SuperSeedPolicy(4, seededRandom(seed));
-      const [a] = policy.peerJoined('A', bits('**--'));
-      const [b] = policy.peerJoined('B', none(4));
-      expect([a, b].sort()).toEqual([2, 3]);
+      const policy = new SuperSeedPolicy(5, seededRandom(seed));
+      const [a] = policy.peerJoined('A', bits('**---'));
+      const [b] = policy.peerJoined('B', none(5));
+      expect(a).not.toBe(b);
+      expect([2, 3, 4]).toEqual(expect.arrayContaining([a, b]));
     }
   });
 
@@ -70,10 +71,20 @@ describe('SuperSeedPolicy', () => {
     let offer = policy.peerJoined('A', none(3));
     while (offer.length > 0) {
       got.push(...offer);
-      offer = policy.peerHas('A', offer[0]!).get('A') ?? [];
+      const next: number[] = [];
+      for (const index of offer) next.push(...(policy.peerHas('A', index).get('A') ?? []));
+      offer = next;
     }
     expect(got.sort()).toEqual([0, 1, 2]);
     expect(policy.fullCopyOutside).toBe(true);
+  });
+
+  it('offers the last piece a peer lacks together with another, never alone', () => {
+    // A peer whose set a lone HAVE would complete may be dropped as uninterested first.
+    const policy = new SuperSeedPolicy(4, seededRandom(3));
+    const first = policy.peerJoined('A', bits('**--'));
+    expect(first.sort()).toEqual([2, 3]);
+    expect(policy.mayServe('A', 2) && policy.mayServe('A', 3)).toBe(true);
   });
 
   it('releases a held offer when the last peer that lacked the piece leaves', () => {
