@@ -90,6 +90,8 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
     expect(samples.get('swarmship_agent_pieces_verified_total')).toBe(APP_BYTES / (256 * 1024));
     expect(samples.get('swarmship_agent_release_state{state="complete"}')).toBe(1);
     expect(samples.get('swarmship_agent_download_duration_seconds_count')).toBe(1);
+    // Nothing left half-fetched once the copy is published.
+    expect(samples.get('swarmship_agent_pieces_in_flight')).toBe(0);
     for (const name of ['swarmship_agent_sent_bytes_total', 'swarmship_agent_hash_failures_total', 'swarmship_agent_peers', 'process_cpu_seconds_total']) {
       expect(samples.has(name), name).toBe(true);
     }

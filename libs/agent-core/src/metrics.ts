@@ -6,6 +6,7 @@ const STATES: HoldingState[] = ['pending', 'downloading', 'verifying', 'publishi
 /** What the gauges read at scrape time. */
 export interface AgentMetricSources {
   peers(): number;
+  piecesInFlight(): number;
   states(): Partial<Record<HoldingState, number>>;
 }
 
@@ -38,6 +39,14 @@ export class AgentMetrics {
       registers,
       collect() {
         this.set(sources.peers());
+      },
+    });
+    new Gauge({
+      name: 'swarmship_agent_pieces_in_flight',
+      help: 'Pieces requested and not yet verified and on disk, all releases together: what a crash now would fetch again.',
+      registers,
+      collect() {
+        this.set(sources.piecesInFlight());
       },
     });
     this.downloadDuration = new Histogram({

@@ -115,6 +115,7 @@ export class ReleaseAgent {
     this.store = store ?? new ReleaseStore(config.dataDir);
     this.metrics = new AgentMetrics({
       peers: () => [...this.held.values()].reduce((n, h) => n + (h.torrent?.peers.size ?? 0), 0),
+      piecesInFlight: () => [...this.held.values()].reduce((n, h) => n + (h.torrent?.piecesInFlight ?? 0), 0),
       states: () => {
         const counts: Partial<Record<HoldingState, number>> = {};
         for (const h of this.held.values()) counts[h.state] = (counts[h.state] ?? 0) + 1;

@@ -198,6 +198,14 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     return this.superSeed !== undefined;
   }
 
+  /**
+   * Pieces started and not yet verified and written: requested, arriving, or being
+   * hashed and written. What a crash now would cost is at most these pieces.
+   */
+  get piecesInFlight(): number {
+    return this.picker.partialPieces;
+  }
+
   start(): void {
     this.ticker = this.clock.setInterval(() => this.tick(), TICK_MS);
     if (this.complete) this.emitCompleteOnce();
