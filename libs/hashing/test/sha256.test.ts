@@ -1,0 +1,50 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HashPool, HashReadError } from '../src/index.js';
+
+describe('HashPool.sha256Files', () => {
+  let dir: string;
+  const pool = new HashPool(2);
+  const a = randomBytes(3 * 1024 * 1024 + 17);
+  const b = randomBytes(1000);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'swarmship-sha256-'));
+    await writeFile(join(dir, 'a'), a);
+    await writeFile(join(dir, 'b'), b);
+  });
+
+  afterAll(async () => {
+    await pool.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('hashes the concatenation of the segments, across chunk and file boundaries', async () => {
+    const got = await pool.sha256Files([
+      { path: join(dir, 'a'), position: 0, length: a.length },
+      { path: join(dir, 'b'), position: 10, length: 990 },
+    ]);
+    expect(got.toString('hex')).toBe(createHash('sha256').update(a).update(b.subarray(10)).digest('hex'));
+  });
+
+  it('runs beside piece hashing on the same workers, and an empty list is the empty digest', async () => {
+    const [big, piece, empty] = await Promise.all([
+      pool.sha256Files([{ path: join(dir, 'a'), position: 0, length: a.length }]),
+      pool.sha1(b),
+      pool.sha256Files([]),
+    ]);
+    expect(big.equals(createHash('sha256').update(a).digest())).toBe(true);
+    expect(piece.equals(createHash('sha1').update(b).digest())).toBe(true);
+    expect(empty.toString('hex')).toBe(createHash('sha256').digest('hex'));
+  });
+
+  it('fails with HashReadError on a missing or short file', async () => {
+    await expect(pool.sha256Files([{ path: join(dir, 'missing'), position: 0, length: 1 }])).rejects.toMatchObject({ name: 'HashReadError', code: 'ENOENT' });
+    const short = pool.sha256Files([{ path: join(dir, 'b'), position: 0, length: 2000 }]);
+    await expect(short).rejects.toBeInstanceOf(HashReadError);
+    await expect(short).rejects.toMatchObject({ code: 'ESHRANK' });
+  });
+});
