@@ -1,0 +1,139 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { encode } from '../../bencode/src/encode.js';
+import {
+  decodeManifest,
+  encodeManifest,
+  generateSigningKey,
+  ManifestError,
+  manifestMismatch,
+  parsePrivateKey,
+  parsePublicKeys,
+  signManifest,
+  SigningKeyError,
+  verifyManifest,
+  type ReleaseManifest,
+  type TrustedKey,
+} from '../src/index.js';
+
+const manifest: ReleaseManifest = {
+  name: 'app',
+  version: '1.2.3',
+  infoHash: 'a'.repeat(40),
+  sha256: 'b'.repeat(64),
+  size: 123_456,
+  created: '2030-01-02T03:04:05.000Z',
+};
+
+const { key, privatePem } = generateSigningKey();
+const trusted: TrustedKey[] = parsePublicKeys(key.publicPem, 'test key');
+
+function refusal(run: () => unknown): ManifestError {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof ManifestError) return err;
+    throw err;
+  }
+  throw new Error('accepted');
+}
+
+describe('release manifests', () => {
+  it('verify with the signer\'s public key and read back as signed', () => {
+    const signed = signManifest(manifest, key);
+    expect(signed.signature).toHaveLength(64);
+    expect(signed.keyId).toBe(trusted[0]!.keyId);
+    const { manifest: got, key: by } = verifyManifest(signed.manifest, signed.signature, trusted);
+    expect(got).toEqual(manifest);
+    expect(by.keyId).toBe(key.keyId);
+  });
+
+  it('are canonical bencode with sorted keys and a type tag, so one manifest has one encoding', () => {
+    const bytes = encodeManifest(manifest);
+    expect(bytes.toString('latin1')).toMatch(/^d7:created24:.*4:name3:app.*6:sha25664:.*4:sizei123456e4:type19:swarmship-release\/17:version5:1\.2\.3e$/);
+    expect(encodeManifest(decodeManifest(bytes)).equals(bytes)).toBe(true);
+    const unsorted = Buffer.from(bytes.toString('latin1').replace('7:created24:2030-01-02T03:04:05.000Z', '').replace(/e$/, '7:created24:2030-01-02T03:04:05.000Ze'), 'latin1');
+    expect(refusal(() => decodeManifest(unsorted)).code).toBe('malformed');
+  });
+
+  it.each(Object.keys(manifest) as (keyof ReleaseManifest)[])('are refused when %s was changed after signing', (field) => {
+    const signed = signManifest(manifest, key);
+    const changed = { ...manifest };
+    if (field === 'size') changed.size = manifest.size + 1;
+    else if (field === 'infoHash') changed.infoHash = 'c'.repeat(40);
+    else if (field === 'sha256') changed.sha256 = 'd'.repeat(64);
+    else changed[field] = `${manifest[field]}x`;
+    const err = refusal(() => verifyManifest(encodeManifest(changed), signed.signature, trusted));
+    expect(err.code).toBe('bad-signature');
+  });
+
+  it('are refused when one bit of the signature is flipped', () => {
+    const signed = signManifest(manifest, key);
+    signed.signature[10]! ^= 1;
+    expect(refusal(() => verifyManifest(signed.manifest, signed.signature, trusted)).code).toBe('bad-signature');
+  });
+
+  it('are refused when signed by a key that is not trusted, naming the keys', () => {
+    const other = generateSigningKey().key;
+    const signed = signManifest(manifest, other);
+    const err = refusal(() => verifyManifest(signed.manifest, signed.signature, trusted, signed.keyId));
+    expect(err.code).toBe('bad-signature');
+    expect(err.message).toContain(`it names key ${other.keyId}, which is not trusted here`);
+    expect(err.message).toContain(`trusted keys: ${key.keyId}`);
+    expect(refusal(() => verifyManifest(signed.manifest, signed.signature, [])).message).toContain('trusted keys: none');
+  });
+
+  it('verify with any one of several trusted keys, for rotation', () => {
+    const next = generateSigningKey().key;
+    const both = [...trusted, ...parsePublicKeys(next.publicPem, 'next')];
+    const signed = signManifest(manifest, next);
+    expect(verifyManifest(signed.manifest, signed.signature, both).key.source).toBe('next');
+  });
+
+  it.each([0, 63, 65, 128])('refuse a %i-byte signature with a typed error', (length) => {
+    const signed = signManifest(manifest, key);
+    const err = refusal(() => verifyManifest(signed.manifest, Buffer.alloc(length), trusted));
+    expect(err).toBeInstanceOf(ManifestError);
+    expect(err.code).toBe('signature-length');
+  });
+
+  it('refuse to encode or decode fields of the wrong form', () => {
+    expect(refusal(() => encodeManifest({ ...manifest, infoHash: 'A'.repeat(40) })).code).toBe('malformed');
+    expect(refusal(() => encodeManifest({ ...manifest, sha256: 'b'.repeat(63) })).code).toBe('malformed');
+    expect(refusal(() => encodeManifest({ ...manifest, size: -1 })).code).toBe('malformed');
+    expect(refusal(() => decodeManifest(encode({ ...manifest, type: 'something-else' }))).message).toMatch(/type 'something-else'/);
+    expect(refusal(() => decodeManifest(encode({ ...manifest, type: 'swarmship-release/1', version: undefined }))).message).toMatch(/'version' is missing/);
+    expect(refusal(() => decodeManifest(Buffer.from('not bencode'))).code).toBe('malformed');
+  });
+
+  it('say which field differs from the release they were sent with', () => {
+    const given = { name: 'app', version: '1.2.3', infoHash: 'a'.repeat(40), size: 123_456 };
+    expect(manifestMismatch(manifest, given)).toBeUndefined();
+    expect(manifestMismatch(manifest, { ...given, infoHash: 'e'.repeat(40) })).toMatch(/info hash e{40} is not the signed manifest's a{40}/);
+    expect(manifestMismatch(manifest, { ...given, version: '2' })).toMatch(/for app@1\.2\.3, not app@2/);
+    expect(manifestMismatch(manifest, { ...given, size: 1 })).toMatch(/holds 1 bytes/);
+  });
+});
+
+describe('signing keys', () => {
+  it('read back from the PEM a controller stores, with the same key id', () => {
+    const again = parsePrivateKey(privatePem, 'signing-key.pem');
+    expect(again.keyId).toBe(key.keyId);
+    expect(again.publicPem).toBe(key.publicPem);
+    expect(key.keyId).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('trust every public key of a file holding several', () => {
+    const next = generateSigningKey().key;
+    expect(parsePublicKeys(`# old\n${key.publicPem}\n# new\n${next.publicPem}`, 'keys.pem').map((k) => k.keyId)).toEqual([key.keyId, next.keyId]);
+  });
+
+  it('refuse a private key, another algorithm or no key where a public key is expected', () => {
+    expect(() => parsePublicKeys(privatePem, 'k.pem')).toThrow(/k\.pem: holds a private key/);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    expect(() => parsePublicKeys(rsa.publicKey.export({ format: 'pem', type: 'spki' }).toString(), 'rsa.pem')).toThrow(/rsa\.pem: an rsa key/);
+    expect(() => parsePrivateKey(rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), '--signing-key')).toThrow(/--signing-key: an rsa key; release signing needs an Ed25519 key/);
+    expect(() => parsePublicKeys('hello', 'SWARMSHIP_TRUST_KEY')).toThrow(SigningKeyError);
+    expect(() => parsePrivateKey('hello', 'x')).toThrow(/x: not a PEM private key/);
+  });
+});
