@@ -72,6 +72,16 @@ export interface DesiredRelease {
   /** Unpack a .tar/.tar.gz artifact after verification. */
   unpack?: boolean;
   metadata?: Record<string, string>;
+  /**
+   * The release's signed manifest, base64: canonical bencode of name, version, info
+   * hash, SHA-256 and size of the artifact (libs/signing). Agents refuse a release whose
+   * manifest is missing, not signed by a key they trust, or names other content.
+   */
+  manifest?: string;
+  /** Ed25519 signature of the manifest bytes, base64 (64 bytes). */
+  signature?: string;
+  /** Id of the key that signed it (a hint for messages; the signature is what counts). */
+  signingKey?: string;
 }
 
 export interface AgentSyncResponse {

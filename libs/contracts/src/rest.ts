@@ -19,6 +19,8 @@ export interface ReleaseStatus {
   version: string;
   infoHash: string;
   bytes: number;
+  /** SHA-256 of the artifact as published, which agents check before publishing their copy. */
+  sha256?: string;
   createdAt: string;
   retiredAt?: string;
   selector: Record<string, string>;
@@ -79,4 +81,12 @@ export interface PublishFromPath {
   version: string;
   selector?: Record<string, string>;
   metadata?: Record<string, string>;
+}
+
+/** GET /api/v1/signing-key: the key agents verify release manifests with (`--trust-key`). */
+export interface SigningKeyInfo {
+  algorithm: 'ed25519';
+  keyId: string;
+  /** SPKI PEM. */
+  publicKey: string;
 }
