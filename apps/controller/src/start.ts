@@ -9,6 +9,7 @@ import { SWARMSHIP_VERSION } from '../../../libs/contracts/src/version.js';
 import { ControllerCore, ControllerMetrics, type ControllerConfig, type Logger } from '../../../libs/controller-core/src/index.js';
 import { handleTrackerRequest } from '../../../libs/tracker/src/server.js';
 import { ControllerAppModule } from './app.module.js';
+import { BoundedJsonSocket } from './channel-socket.js';
 import { ApiErrorFilter } from './error.filter.js';
 import { NestLogger } from './nest-logger.js';
 
@@ -51,7 +52,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       ],
     });
     app.useGlobalFilters(new ApiErrorFilter(log));
-    app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.agentPort } });
+    // Any client can connect to the agent channel before it shows a token: frames are
+    // bounded before they are buffered (see BoundedJsonSocket).
+    app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.agentPort, socketClass: BoundedJsonSocket } });
     const document = SwaggerModule.createDocument(
       app,
       new DocumentBuilder()
