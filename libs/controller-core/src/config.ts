@@ -34,6 +34,11 @@ export interface ControllerConfig {
   agentToken: string;
   /** Where generated tokens were stored, when any were. */
   tokensFile: string | undefined;
+  /**
+   * PEM file of the Ed25519 key release manifests are signed with; undefined means
+   * <data>/signing-key.pem, made at the first start (see `openSigningKey`).
+   */
+  signingKeyFile: string | undefined;
 }
 
 /** A setting that failed validation; the message starts with where it came from. */
@@ -78,6 +83,7 @@ const SETTINGS = [
   { key: 'logFormat', flag: 'log-format', env: 'SWARMSHIP_LOG_FORMAT', parse: logFormat, fallback: () => 'auto' as const },
   { key: 'token', flag: 'token', env: 'SWARMSHIP_TOKEN', parse: secret, fallback: () => '' },
   { key: 'agentToken', flag: 'agent-token', env: 'SWARMSHIP_AGENT_TOKEN', parse: secret, fallback: () => '' },
+  { key: 'signingKeyFile', flag: 'signing-key', env: 'SWARMSHIP_SIGNING_KEY', parse: nonEmpty, fallback: () => undefined },
 ] satisfies Setting<keyof ControllerConfig>[];
 
 /** The YAML file's keys are the config's own names (`agentPort`, `originUploadLimit`, …). */
@@ -107,6 +113,7 @@ export async function loadControllerConfig(sources: ConfigSources = {}): Promise
   const config = { ...out, tokensFile: undefined } as ControllerConfig;
   config.dataDir = resolve(cwd, config.dataDir);
   config.pathRoots = config.pathRoots.map((p) => resolve(cwd, p));
+  if (config.signingKeyFile !== undefined) config.signingKeyFile = resolve(cwd, config.signingKeyFile);
   const ports: [string, number][] = [['port', config.port], ['agentPort', config.agentPort], ['peerPort', config.peerPort]];
   for (const [a, pa] of ports) {
     for (const [b, pb] of ports) {

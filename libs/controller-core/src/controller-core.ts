@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { HashPool } from '../../hashing/src/hash-pool.js';
 import { TrackerCore } from '../../tracker/src/core.js';
 import type { AgentChannelError, AgentSyncResponse, DesiredRelease } from '../../contracts/src/agent-channel.js';
-import type { AgentSummary, ReleaseStatus } from '../../contracts/src/rest.js';
+import type { AgentSummary, ReleaseStatus, SigningKeyInfo } from '../../contracts/src/rest.js';
 import { AgentMessageError, parseProgressReport, parseSyncRequest, tokenOf } from './agent-messages.js';
 import { secretsEqual } from './auth.js';
 import type { ControllerConfig } from './config.js';
@@ -14,6 +14,7 @@ import { ReleaseStore, type PublishFields, type Release } from './release-store.
 import { releaseStatus } from './rollout.js';
 import { badRequest } from './errors.js';
 import { MultipartReader, multipartBoundary } from './multipart.js';
+import { openSigningKey, type ControllerSigningKey } from './signing-key.js';
 
 /** Publish fields as they arrive (query string, headers or JSON), before validation. */
 export interface RawPublishFields {
@@ -37,6 +38,8 @@ export class ControllerCore {
   readonly fleet: Fleet;
   readonly store: ReleaseStore;
   readonly origin: OriginSeeder;
+  /** The key every release's manifest is signed with; agents trust its public half. */
+  readonly signingKey: ControllerSigningKey;
   private readonly hashPool = new HashPool();
   private httpPort = 0;
   private started = false;
@@ -47,7 +50,8 @@ export class ControllerCore {
     clock?: FleetClock,
   ) {
     this.fleet = new Fleet(clock);
-    this.store = new ReleaseStore({ dataDir: config.dataDir, hashPool: this.hashPool, announceUrl: () => this.announceUrl, pathRoots: config.pathRoots });
+    this.signingKey = openSigningKey(config);
+    this.store = new ReleaseStore({ dataDir: config.dataDir, hashPool: this.hashPool, announceUrl: () => this.announceUrl, pathRoots: config.pathRoots, signingKey: this.signingKey });
     this.origin = new OriginSeeder({
       host: config.host,
       peerPort: config.peerPort,
@@ -77,8 +81,10 @@ export class ControllerCore {
   async start(httpPort: number): Promise<void> {
     this.httpPort = httpPort;
     await this.origin.start();
-    const { loaded, skipped } = await this.store.load();
+    const { loaded, skipped, signed, unsigned } = await this.store.load();
     for (const s of skipped) this.log.error('stored release unreadable; left out', s);
+    if (signed.length > 0) this.log.info('stored releases signed', { releases: signed, keyId: this.signingKey.keyId });
+    for (const u of unsigned) this.log.error('stored release cannot be signed; agents will refuse it', u);
     for (const release of loaded) {
       if (release.record.retiredAt !== undefined) continue;
       await this.goLive(release);
@@ -169,6 +175,11 @@ export class ControllerCore {
     return this.statusOf(this.store.get(name, version));
   }
 
+  /** The public key agents verify release manifests with. */
+  signingKeyInfo(): SigningKeyInfo {
+    return { algorithm: 'ed25519', keyId: this.signingKey.keyId, publicKey: this.signingKey.publicPem };
+  }
+
   torrent(name: string, version: string): { fileName: string; torrent: Buffer } {
     const release = this.store.get(name, version);
     return { fileName: `${name}-${version}.torrent`, torrent: release.torrent };
@@ -215,6 +226,11 @@ export class ControllerCore {
       .map((r) => {
         const d: DesiredRelease = { name: r.record.name, version: r.record.version, infoHash: r.record.infoHash, torrent: r.torrent.toString('base64'), metadata: r.record.metadata };
         if (r.record.unpack) d.unpack = true;
+        if (r.record.manifest !== undefined && r.record.signature !== undefined) {
+          d.manifest = r.record.manifest;
+          d.signature = r.record.signature;
+          if (r.record.signingKey !== undefined) d.signingKey = r.record.signingKey;
+        }
         return d;
       });
     return {

@@ -1,13 +1,16 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, statfs } from 'node:fs/promises';
-import { join, relative, isAbsolute, sep } from 'node:path';
+import { basename, dirname, join, relative, isAbsolute, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createTorrent, CreateTorrentError } from '../../metainfo/src/create.js';
 import { parseTorrent } from '../../metainfo/src/parse.js';
 import type { Metainfo } from '../../metainfo/src/metainfo.js';
 import type { HashPool } from '../../hashing/src/hash-pool.js';
+import { placeFiles } from '../../engine/src/storage.js';
+import type { SigningKey } from '../../signing/src/keys.js';
+import { decodeManifest, signManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
 import { syncDir, writeFileAtomic } from './atomic.js';
 import { badRequest, ControllerError, isNoSpace } from './errors.js';
 
@@ -23,6 +26,12 @@ export interface ReleaseRecord {
   metadata: Record<string, string>;
   /** Agents unpack a .tar/.tar.gz artifact after verifying it. */
   unpack: boolean;
+  /** SHA-256 of the artifact (its files' bytes in the torrent's order). Absent in records written before releases were signed. */
+  sha256?: string;
+  /** The signed manifest (base64 of its canonical bytes), its Ed25519 signature (base64) and the signing key's id. */
+  manifest?: string;
+  signature?: string;
+  signingKey?: string;
   /**
    * The content the torrent was made from: relative to the release's directory when it
    * was uploaded (content/<file>), absolute when it was published from a path already
@@ -56,6 +65,8 @@ export interface ReleaseStoreOptions {
   announceUrl: () => string;
   /** Directories a path publish may name. */
   pathRoots: string[];
+  /** Every release's manifest is signed with this key. */
+  signingKey: SigningKey;
   now?: () => number;
 }
 
@@ -91,7 +102,7 @@ export class ReleaseStore {
   }
 
   /** Reads every stored release; a damaged one is reported and left out, never fatal. */
-  async load(): Promise<{ loaded: Release[]; skipped: { dir: string; reason: string }[] }> {
+  async load(): Promise<{ loaded: Release[]; skipped: { dir: string; reason: string }[]; signed: string[]; unsigned: { release: string; reason: string }[] }> {
     await rm(this.stagingDir, { recursive: true, force: true });
     await mkdir(this.stagingDir, { recursive: true });
     await mkdir(this.releasesDir, { recursive: true });
@@ -118,7 +129,51 @@ export class ReleaseStore {
         }
       }
     }
-    return { loaded: this.list(), skipped };
+    const signed: string[] = [];
+    const unsigned: { release: string; reason: string }[] = [];
+    for (const release of this.list()) {
+      try {
+        if (await this.signIfNeeded(release)) signed.push(key(release.record.name, release.record.version));
+      } catch (err) {
+        // Left unsigned, and so refused by agents, rather than left out: the record is fine.
+        unsigned.push({ release: key(release.record.name, release.record.version), reason: (err as Error).message });
+      }
+    }
+    return { loaded: this.list(), skipped, signed, unsigned };
+  }
+
+  /**
+   * Signs a release stored before releases were signed, or signed with another key
+   * than today's (after a key rotation), or whose manifest no longer matches its record.
+   * The artifact's SHA-256 is computed from the content when the record lacks it.
+   */
+  private async signIfNeeded(release: Release): Promise<boolean> {
+    const r = release.record;
+    if (r.manifest !== undefined && r.signature !== undefined && r.signingKey === this.options.signingKey.keyId && r.sha256 !== undefined) {
+      try {
+        const m = decodeManifest(Buffer.from(r.manifest, 'base64'));
+        if (m.name === r.name && m.version === r.version && m.infoHash === r.infoHash && m.sha256 === r.sha256 && m.size === r.bytes) return false;
+      } catch {
+        // Re-signed below.
+      }
+    }
+    const sha256 = r.sha256 ?? (await this.sha256Of(release.contentPath, release.metainfo));
+    const record = { ...r, ...this.sign({ name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt }) };
+    await writeFileAtomic(join(this.releasesDir, r.name, r.version, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
+    release.record = record;
+    return true;
+  }
+
+  private sign(m: ReleaseManifest): Pick<ReleaseRecord, 'sha256' | 'manifest' | 'signature' | 'signingKey'> {
+    const s = signManifest(m, this.options.signingKey);
+    return { sha256: m.sha256, manifest: s.manifest.toString('base64'), signature: s.signature.toString('base64'), signingKey: s.keyId };
+  }
+
+  /** SHA-256 of the content's files in the torrent's order, read and hashed on a worker. */
+  private async sha256Of(contentPath: string, metainfo: Metainfo): Promise<string> {
+    const files = placeFiles(metainfo.singleFile ? dirname(contentPath) : contentPath, metainfo.files, metainfo.singleFile ? basename(contentPath) : undefined);
+    const digest = await this.options.hashPool.sha256Files(files.filter((f) => !f.pad).map((f) => ({ path: f.path, position: 0, length: f.length })));
+    return digest.toString('hex');
   }
 
   private async readRelease(dir: string): Promise<Release> {
@@ -162,8 +217,19 @@ export class ReleaseStore {
       const contentDir = join(stagingDir, CONTENT_DIR);
       await mkdir(contentDir);
       const path = join(contentDir, fileName);
+      // Hashed on the way to disk: the artifact is never read twice.
+      const hash = createHash('sha256');
       try {
-        await pipeline(body, createWriteStream(path, { flags: 'wx' }));
+        await pipeline(
+          body,
+          async function* (source: AsyncIterable<Buffer>) {
+            for await (const chunk of source) {
+              hash.update(chunk);
+              yield chunk;
+            }
+          },
+          createWriteStream(path, { flags: 'wx' }),
+        );
         const fh = await open(path, 'r');
         await fh.sync().finally(() => fh.close());
       } catch (err) {
@@ -175,7 +241,7 @@ export class ReleaseStore {
       }
       const size = (await stat(path)).size;
       if (declaredBytes !== undefined && size !== declaredBytes) throw badRequest('body', `received ${size} bytes, Content-Length said ${declaredBytes}`);
-      return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body' };
+      return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', sha256: hash.digest('hex') };
     });
   }
 
@@ -202,7 +268,7 @@ export class ReleaseStore {
 
   private async publish(
     fields: PublishFields,
-    place: (stagingDir: string) => Promise<{ contentPath: string; content: string; field: string }>,
+    place: (stagingDir: string) => Promise<{ contentPath: string; content: string; field: string; sha256?: string }>,
   ): Promise<Release> {
     const k = key(fields.name, fields.version);
     if (this.releases.has(k) || this.inFlight.has(k)) throw new ControllerError('conflict', `release ${fields.name}@${fields.version} already exists`);
@@ -224,16 +290,19 @@ export class ReleaseStore {
         if (err instanceof CreateTorrentError) throw badRequest(placed.field, err.message);
         throw err;
       }
+      const createdAt = new Date(this.now()).toISOString();
+      const sha256 = placed.sha256 ?? (await this.sha256Of(placed.contentPath, made.metainfo));
       const record: ReleaseRecord = {
         name: fields.name,
         version: fields.version,
         infoHash: made.metainfo.infoHashHex,
         bytes: made.metainfo.length,
-        createdAt: new Date(this.now()).toISOString(),
+        createdAt,
         selector: fields.selector,
         metadata: fields.metadata,
         unpack: fields.unpack,
         content: placed.content,
+        ...this.sign({ name: fields.name, version: fields.version, infoHash: made.metainfo.infoHashHex, sha256, size: made.metainfo.length, created: createdAt }),
       };
       const duplicate = [...this.releases.values()].find((r) => r.record.infoHash === record.infoHash && r.record.retiredAt === undefined);
       if (duplicate) {

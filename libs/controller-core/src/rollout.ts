@@ -66,6 +66,7 @@ export function releaseStatus({ release, agents, originBytesSent, completedAt }:
     },
   };
   if (release.retiredAt !== undefined) status.retiredAt = release.retiredAt;
+  if (release.sha256 !== undefined) status.sha256 = release.sha256;
   return status;
 }
 

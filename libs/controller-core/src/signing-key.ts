@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { generateSigningKey, parsePrivateKey, SigningKeyError, type SigningKey } from '../../signing/src/keys.js';
+import { ConfigError, type ControllerConfig } from './config.js';
+
+/** The controller's signing key and where it lives. */
+export interface ControllerSigningKey extends SigningKey {
+  /** The private key's PEM file. */
+  file: string;
+  /** <data>/signing-key.pub.pem: the public key, for agents' --trust-key. */
+  publicFile: string;
+  /** Made by this call (a first start). */
+  generated: boolean;
+}
+
+const KEY_FILE = 'signing-key.pem';
+const PUBLIC_FILE = 'signing-key.pub.pem';
+
+/**
+ * The key release manifests are signed with: the PEM file `signingKeyFile` names, else
+ * <data>/signing-key.pem, made (mode 0600) when it does not exist yet so a first start
+ * needs no setup and a restart keeps the key agents trust. Either way the public half is
+ * written to <data>/signing-key.pub.pem. Synchronous: a few hundred bytes, once, at start.
+ */
+export function openSigningKey(config: Pick<ControllerConfig, 'dataDir' | 'signingKeyFile'>): ControllerSigningKey {
+  const publicFile = join(config.dataDir, PUBLIC_FILE);
+  let key: SigningKey;
+  let file: string;
+  let generated = false;
+  if (config.signingKeyFile !== undefined) {
+    file = config.signingKeyFile;
+    key = readKey(file, `signing key ${file}`, () => {
+      throw new ConfigError(`signing key ${file} does not exist: make one with 'openssl genpkey -algorithm ed25519 -out ${file}', or leave --signing-key unset and the controller keeps one in its data dir`);
+    });
+  } else {
+    file = join(config.dataDir, KEY_FILE);
+    key = readKey(file, file, () => {
+      const made = generateSigningKey();
+      mkdirSync(config.dataDir, { recursive: true });
+      writeFileAtomicSync(file, made.privatePem, 0o600);
+      generated = true;
+      return made.key;
+    });
+    // A file left readable by a careless copy is tightened, as the tokens file is.
+    try {
+      chmodSync(file, 0o600);
+    } catch {
+      // Not ours to change (a read-only mount): it is still usable.
+    }
+  }
+  let current: string | undefined;
+  try {
+    current = readFileSync(publicFile, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current !== key.publicPem) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileAtomicSync(publicFile, key.publicPem, 0o644);
+  }
+  return { ...key, file, publicFile, generated };
+}
+
+function readKey(path: string, where: string, missing: () => SigningKey): SigningKey {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return missing();
+    throw new ConfigError(`${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parsePrivateKey(pem, where);
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+function writeFileAtomicSync(path: string, data: string, mode: number): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } catch {
+    // Some filesystems refuse fsync on a directory.
+  } finally {
+    closeSync(dir);
+  }
+}
