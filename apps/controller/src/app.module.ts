@@ -6,6 +6,7 @@ import { AgentsController } from './agents.controller.js';
 import { BearerAuthGuard } from './auth.guard.js';
 import { HealthController } from './health.controller.js';
 import { ReleasesController } from './releases.controller.js';
+import { SigningKeyController } from './signing-key.controller.js';
 import { CORE, METRICS } from './tokens.js';
 
 /** The controller app: the core and metrics made outside Nest, handed in as values. */
@@ -14,7 +15,7 @@ export class ControllerAppModule {
   static forRoot(core: ControllerCore, metrics: ControllerMetrics): DynamicModule {
     return {
       module: ControllerAppModule,
-      controllers: [ReleasesController, AgentsController, HealthController, AgentChannelController],
+      controllers: [ReleasesController, AgentsController, SigningKeyController, HealthController, AgentChannelController],
       providers: [
         { provide: CORE, useValue: core },
         { provide: METRICS, useValue: metrics },

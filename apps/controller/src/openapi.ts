@@ -52,6 +52,7 @@ export const releaseStatusSchema: SchemaObject = {
     version: { type: 'string' },
     infoHash: { type: 'string', description: 'v1 info hash, 40 hex digits.' },
     bytes: { type: 'integer' },
+    sha256: { type: 'string', description: 'SHA-256 of the artifact, 64 hex digits; signed in the manifest agents check.' },
     createdAt: { type: 'string', format: 'date-time' },
     retiredAt: { type: 'string', format: 'date-time' },
     selector: labelMap,
@@ -98,5 +99,15 @@ export const agentSummarySchema: SchemaObject = {
     version: { type: 'string' },
     lastSeen: { type: 'string', format: 'date-time' },
     releases: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, state: { type: 'string' } } } },
+  },
+};
+
+export const signingKeySchema: SchemaObject = {
+  type: 'object',
+  required: ['algorithm', 'keyId', 'publicKey'],
+  properties: {
+    algorithm: { type: 'string', enum: ['ed25519'] },
+    keyId: { type: 'string', description: 'Hex of the first 8 bytes of SHA-256 of the raw public key; agents name keys by it.' },
+    publicKey: { type: 'string', description: 'SPKI PEM (-----BEGIN PUBLIC KEY-----).' },
   },
 };

@@ -29,28 +29,40 @@ then the file, then the default):
                              SWARMSHIP_AGENT_TIMEOUT. Default 120.
   --path-roots DIR,...       Directories a publish by path may name. SWARMSHIP_PATH_ROOTS.
                              Default none: publishing by path is off.
+  --signing-key FILE         Ed25519 private key (PEM) release manifests are signed with.
+                             SWARMSHIP_SIGNING_KEY. Default <data>/signing-key.pem, made
+                             at the first start (mode 0600).
   --log-format F             auto, json or text. SWARMSHIP_LOG_FORMAT. Default auto: JSON
                              lines unless standard error is a terminal.
   --config FILE              YAML file of settings (keys: data, port, agentPort, …).
                              SWARMSHIP_CONFIG.
   --json                     Print the addresses as one JSON line.
+  --print-public-key         Print the signing key's public half (PEM) and exit: what
+                             agents are given with --trust-key.
   -h, --help                 Show this help.
 
 Tokens come from SWARMSHIP_TOKEN (API) and SWARMSHIP_AGENT_TOKEN (agents). When unset,
 random ones are made at the first start and kept in <data>/tokens.yaml (mode 0600); the
 controller prints where, never the tokens themselves.
 
+Every release's manifest (name, version, info hash, SHA-256 and size of the artifact) is
+signed with the signing key; agents refuse releases no key they trust has signed. The
+public key is written to <data>/signing-key.pub.pem, served at GET /api/v1/signing-key
+and printed by --print-public-key. To rotate: give agents the new public key beside the
+old (--trust-key twice), restart the controller with the new key (it re-signs every
+release), then drop the old key from the agents.
+
 Example:
   swarmship controller --data /var/lib/swarmship --public-host 10.0.0.5
 `;
 
-const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'path-roots', 'log-format', 'config'] as const;
+const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'path-roots', 'signing-key', 'log-format', 'config'] as const;
 
 export const controllerCommand: Command = {
   name: 'controller',
   summary: 'Run the controller: release API, private tracker, origin seeder, agent channel.',
   help: HELP,
-  options: { ...Object.fromEntries(SETTING_FLAGS.map((f) => [f, { type: 'string' as const }])), json: { type: 'boolean' } },
+  options: { ...Object.fromEntries(SETTING_FLAGS.map((f) => [f, { type: 'string' as const }])), json: { type: 'boolean' }, 'print-public-key': { type: 'boolean' } },
   positionals: [0, 0],
   async run(values: ParsedValues, _positionals: string[], io: CommandIo): Promise<number> {
     // Loaded here, not at the top: the other commands should not pay for NestJS.
@@ -58,8 +70,15 @@ export const controllerCommand: Command = {
     const flags: Record<string, string | undefined> = {};
     for (const f of SETTING_FLAGS) if (typeof values[f] === 'string') flags[f] = values[f];
     let config;
+    let signingKey;
     try {
-      config = await lib.ensureTokens(await lib.loadControllerConfig({ flags, env: io.env }));
+      const loaded = await lib.loadControllerConfig({ flags, env: io.env });
+      if (values['print-public-key'] === true) {
+        io.stdout.write(lib.openSigningKey(loaded).publicPem);
+        return 0;
+      }
+      config = await lib.ensureTokens(loaded);
+      signingKey = lib.openSigningKey(config);
     } catch (err) {
       if (err instanceof lib.ConfigError) throw new InputError(err.message);
       throw err;
@@ -88,6 +107,7 @@ export const controllerCommand: Command = {
           peerPort: running.peerPort,
           dataDir: config.dataDir,
           tokensFile: config.tokensFile ?? null,
+          signingKey: { keyId: signingKey.keyId, publicKeyFile: signingKey.publicFile, generated: signingKey.generated },
         }) + '\n',
       );
     } else {
@@ -101,6 +121,7 @@ export const controllerCommand: Command = {
           `origin peer   port ${running.peerPort}`,
           `data          ${config.dataDir}`,
           `tokens        ${tokens}`,
+          `signing key   ${signingKey.keyId}${signingKey.generated ? ' (new)' : ''}; agents trust it with --trust-key ${signingKey.publicFile}`,
           'Ctrl-C stops the controller.',
           '',
         ].join('\n'),
