@@ -9,7 +9,7 @@ import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microse
 import { firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentPatterns, type AgentSyncRequest, type AgentSyncResponse } from '../libs/contracts/src/agent-channel.js';
-import { AGENT_TOKEN, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
+import { AGENT_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
 
 const MIB = 1024 * 1024;
 
@@ -18,7 +18,8 @@ let ctl: ControllerUnderTest;
 
 beforeAll(async () => {
   temp = await tempDataDir();
-  ctl = await startControllerProcess(join(temp.dir, 'data'));
+  // Short HTTP timeouts, so slow clients are seen dropped within a test's time.
+  ctl = await startControllerProcess(join(temp.dir, 'data'), ['--http-headers-timeout', '2', '--http-idle-timeout', '6']);
 });
 
 afterAll(async () => {
@@ -128,5 +129,119 @@ describe('agent channel: what a client without a token can do', () => {
     });
     socket.write(`${8 * MIB + 1}#`);
     expect(await closed).toBe(true);
+  });
+});
+
+const portOf = (base: string) => Number(new URL(base).port);
+
+interface RawAnswer {
+  /** Status of the first response, if one came. */
+  status: number | undefined;
+  head: string;
+  /** Milliseconds from connecting until the server closed the connection (or the timeout). */
+  closedAfterMs: number;
+  closed: boolean;
+}
+
+/**
+ * Writes `parts` on a fresh connection, each after waiting `gapMs`, and reads until the
+ * server closes it (or `timeoutMs`). What a browser or fetch would never send.
+ */
+function rawExchange(port: number, parts: (string | Buffer)[], opts: { gapMs?: number; timeoutMs?: number } = {}): Promise<RawAnswer> {
+  const { gapMs = 0, timeoutMs = 10_000 } = opts;
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    let done = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      for (const t of timers) clearTimeout(t);
+      socket.destroy();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(received);
+      resolve({ status: m ? Number(m[1]) : undefined, head: received.split('\r\n\r\n')[0] ?? '', closedAfterMs: Date.now() - started, closed });
+    };
+    timers.push(setTimeout(() => finish(false), timeoutMs));
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => finish(true));
+    socket.on('connect', () => {
+      parts.forEach((part, i) => {
+        timers.push(
+          setTimeout(() => {
+            if (!done && !socket.destroyed) socket.write(part);
+          }, i * gapMs),
+        );
+      });
+    });
+  });
+}
+
+const request = (method: string, path: string, headers: Record<string, string> = {}, body = '') =>
+  `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`;
+
+describe('controller HTTP: bounds on what a client may send', () => {
+  it('answers 431 to headers over 16 KiB, on the API and on the tracker, and keeps serving', async () => {
+    const port = portOf(ctl.base);
+    const big = await rawExchange(port, [request('GET', '/healthz', { 'X-Pad': 'a'.repeat(20_000), Connection: 'close' })]);
+    expect(big.status).toBe(431);
+    const longAnnounce = await rawExchange(port, [request('GET', `/announce?info_hash=${'%41'.repeat(20)}&pad=${'b'.repeat(20_000)}`, { Connection: 'close' })]);
+    expect(longAnnounce.status).toBe(431);
+    const fine = await rawExchange(port, [request('GET', '/healthz', { 'X-Pad': 'a'.repeat(8_000), Connection: 'close' })]);
+    expect(fine.status).toBe(200);
+  });
+
+  it('drops a client that trickles its headers (slow loris) within the headers timeout', async () => {
+    // One byte every 200 ms: never silent, never done. The limit is 2 s here (20 s by default).
+    const line = request('GET', '/healthz', { 'X-Slow': 'x'.repeat(200) });
+    const answer = await rawExchange(portOf(ctl.base), [...line], { gapMs: 200, timeoutMs: 15_000 });
+    expect(answer.closed).toBe(true);
+    expect(answer.status === undefined || answer.status === 408, answer.head).toBe(true);
+    expect(answer.closedAfterMs).toBeGreaterThanOrEqual(1_800);
+    expect(answer.closedAfterMs).toBeLessThan(5_000);
+  });
+
+  it('closes an idle keep-alive connection after its answer', async () => {
+    const answer = await rawExchange(portOf(ctl.base), [request('GET', '/healthz')], { timeoutMs: 15_000 });
+    expect(answer.status).toBe(200);
+    expect(answer.head).toMatch(/^Keep-Alive: timeout=5$/im);
+    expect(answer.closed).toBe(true);
+    expect(answer.closedAfterMs).toBeGreaterThanOrEqual(4_500);
+    expect(answer.closedAfterMs).toBeLessThan(8_000);
+  });
+
+  it('closes an upload that stalls, and registers nothing', async () => {
+    const head = request('POST', '/api/v1/releases?name=stalled&version=1', { ...authHeaders(), 'Content-Type': 'application/octet-stream', 'Content-Length': String(MIB) });
+    const answer = await rawExchange(portOf(ctl.base), [head, Buffer.alloc(100_000, 1)], { timeoutMs: 20_000 });
+    expect(answer.closed).toBe(true);
+    // The idle timeout is 6 s here (120 s by default).
+    expect(answer.closedAfterMs).toBeGreaterThanOrEqual(5_500);
+    expect(answer.closedAfterMs).toBeLessThan(12_000);
+    expect((await fetch(`${ctl.api}/releases/stalled/1`, { headers: authHeaders() })).status).toBe(404);
+  });
+
+  it('answers 413 to a JSON body over 64 KiB, declared or chunked, and closes the connection', async () => {
+    const body = JSON.stringify({ name: 'a', version: '1', path: '/x', pad: 'p'.repeat(70_000) });
+    const declared = await rawExchange(portOf(ctl.base), [request('POST', '/api/v1/releases', { ...authHeaders(), 'Content-Type': 'application/json', 'Content-Length': String(body.length) }), body.slice(0, 1000)]);
+    expect(declared.status).toBe(413);
+    expect(declared.closed).toBe(true);
+    const chunked = await fetch(`${ctl.api}/releases`, {
+      method: 'POST',
+      headers: { ...authHeaders(), 'Content-Type': 'application/json' },
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(body));
+          c.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(await chunked.json()).toMatchObject({ statusCode: 413, field: 'body' });
+    // A streamed artifact has no such limit: only the free space bounds it.
+    const upload = await fetch(`${ctl.api}/releases?name=big-enough&version=1`, { method: 'POST', headers: { ...authHeaders(), 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(2 * MIB, 7) });
+    expect(upload.status).toBe(201);
   });
 });

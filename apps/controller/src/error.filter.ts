@@ -14,8 +14,12 @@ export function statusOf(code: ControllerErrorCode): { status: number; error: st
       return { status: 404, error: 'Not Found' };
     case 'conflict':
       return { status: 409, error: 'Conflict' };
+    case 'too-large':
+      return { status: 413, error: 'Payload Too Large' };
     case 'no-space':
       return { status: 507, error: 'Insufficient Storage' };
+    case 'unavailable':
+      return { status: 503, error: 'Service Unavailable' };
     default:
       return assertUnreachable(code);
   }
@@ -24,6 +28,8 @@ export function statusOf(code: ControllerErrorCode): { status: number; error: st
 function assertUnreachable(x: never): never {
   throw new Error(`unmapped error code ${String(x)}`);
 }
+
+const RETRY_AFTER_SECONDS = 2;
 
 /** Every error leaves as an ApiError body; unexpected ones are logged and answered 500. */
 export class ApiErrorFilter implements ExceptionFilter {
@@ -58,6 +64,8 @@ export class ApiErrorFilter implements ExceptionFilter {
     res.statusCode = body.statusCode;
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(text));
+    // The controller is starting: worth asking again in a moment, not worth failing a CI job.
+    if (body.statusCode === 503) res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
     res.end(text);
   }
 }

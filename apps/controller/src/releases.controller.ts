@@ -2,7 +2,7 @@ import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReleaseStatus } from '../../../libs/contracts/src/rest.js';
-import { badRequest, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
+import { badRequest, ControllerError, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
 import { CORE } from './tokens.js';
 import { apiErrorSchema, publishFormSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
 
@@ -37,7 +37,8 @@ export class ReleasesController {
   @ApiQuery({ name: 'unpack', required: false, description: 'Agents unpack a .tar/.tar.gz after verifying it.' })
   @ApiResponse({ status: 201, description: 'Published; the release with its (empty) rollout.', schema: releaseStatusSchema })
   @ApiResponse({ status: 400, description: 'A field is missing or malformed; `field` names it.', schema: apiErrorSchema })
-  @ApiResponse({ status: 409, description: 'The name and version exist already.', schema: apiErrorSchema })
+  @ApiResponse({ status: 409, description: 'The name and version exist already, or are being published right now.', schema: apiErrorSchema })
+  @ApiResponse({ status: 413, description: 'A JSON body over 64 KiB (artifacts themselves have no size limit but the free space).', schema: apiErrorSchema })
   @ApiResponse({ status: 507, description: 'The artifact does not fit on the controller; nothing was registered.', schema: apiErrorSchema })
   async publish(@Req() req: Request): Promise<ReleaseStatus> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -121,11 +122,14 @@ const MAX_JSON_BYTES = 64 * 1024;
  * that runs before it: a caller without a token learns nothing, not even a parse error.
  */
 async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const tooLarge = () => new ControllerError('too-large', `body: a JSON publish is at most ${MAX_JSON_BYTES} bytes; upload artifacts as application/octet-stream`, 'body');
+  // Refused before a byte is read when the length is declared; counted as it comes when not.
+  if (Number(req.headers['content-length'] ?? 0) > MAX_JSON_BYTES) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_JSON_BYTES) throw badRequest('body', `a JSON publish is at most ${MAX_JSON_BYTES} bytes; upload artifacts as application/octet-stream`);
+    if (size > MAX_JSON_BYTES) throw tooLarge();
     chunks.push(chunk);
   }
   let value: unknown;

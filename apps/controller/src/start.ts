@@ -9,6 +9,7 @@ import { SWARMSHIP_VERSION } from '../../../libs/contracts/src/version.js';
 import { ControllerCore, ControllerMetrics, type ControllerConfig, type Logger } from '../../../libs/controller-core/src/index.js';
 import { handleTrackerRequest } from '../../../libs/tracker/src/server.js';
 import { ControllerAppModule } from './app.module.js';
+import { BoundedExpressAdapter, routeTable } from './bounded-http.js';
 import { BoundedJsonSocket } from './channel-socket.js';
 import { ApiErrorFilter } from './error.filter.js';
 import { NestLogger } from './nest-logger.js';
@@ -25,10 +26,10 @@ export interface RunningController {
   close(): Promise<void>;
 }
 
-/** A client must have sent its request headers this soon after connecting. */
-const HEADERS_TIMEOUT_MS = 20_000;
-/** A connection silent this long (an upload that stalled, a client gone) is closed. */
-const IDLE_SOCKET_TIMEOUT_MS = 120_000;
+/** Request line and headers: Node's default, said out loud. Longer is answered 431. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** An idle keep-alive connection between two requests. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /**
  * Starts the controller: HTTP API with the embedded tracker, the agent channel, the
@@ -37,7 +38,17 @@ const IDLE_SOCKET_TIMEOUT_MS = 120_000;
 export async function startController(config: ControllerConfig, log: Logger): Promise<RunningController> {
   const core = new ControllerCore(config, log);
   const metrics = new ControllerMetrics(core);
-  const app = await NestFactory.create(ControllerAppModule.forRoot(core, metrics), {
+  // No cap on a whole request: a large artifact uploaded over a modest link would fail
+  // half-way. Instead a request must send its headers promptly (slow-loris clients are
+  // dropped) and never stall for long.
+  const adapter = new BoundedExpressAdapter({
+    maxHeaderBytes: MAX_HEADER_BYTES,
+    headersTimeoutMs: config.httpHeadersTimeoutSeconds * 1000,
+    requestTimeoutMs: 0,
+    keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+    idleTimeoutMs: config.httpIdleTimeoutSeconds * 1000,
+  });
+  const app = await NestFactory.create(ControllerAppModule.forRoot(core, metrics), adapter, {
     logger: new NestLogger(log),
     // Bodies are read by the routes themselves, after auth: uploads streamed, JSON bounded.
     bodyParser: false,
@@ -67,14 +78,10 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     SwaggerModule.setup('api/docs', app, document);
 
     const server = app.getHttpServer() as HttpServer;
-    // Node's default cuts any request not complete within 5 minutes: a large artifact
-    // uploaded over a modest link would fail half-way. Instead a request must send its
-    // headers promptly (slow-loris clients are dropped) and never stall for long.
-    server.requestTimeout = 0;
-    server.headersTimeout = HEADERS_TIMEOUT_MS;
-    server.setTimeout(IDLE_SOCKET_TIMEOUT_MS);
     await app.listen(config.port, config.host);
     const httpPort = (server.address() as AddressInfo).port;
+    // What is really exposed, for anyone checking it against what should be (SWARMSHIP_DEBUG=1).
+    log.debug('http routes', { routes: routeTable(app.getHttpAdapter().getInstance()).map((r) => `${r.method} ${r.path}`) });
     await core.start(httpPort);
     // Agents are let in only once the stored releases are loaded: a sync answered before
     // would tell them their releases were retired, and they would cancel or delete them.

@@ -29,6 +29,10 @@ export interface ControllerConfig {
   agentTimeoutSeconds: number;
   /** Paths a JSON publish may name: the path must lie under one of these. */
   pathRoots: string[];
+  /** An HTTP client must send a request's headers within this many seconds. */
+  httpHeadersTimeoutSeconds: number;
+  /** An HTTP connection with no traffic for this many seconds is closed (a stalled upload too). */
+  httpIdleTimeoutSeconds: number;
   logFormat: 'auto' | 'json' | 'text';
   token: string;
   agentToken: string;
@@ -80,6 +84,8 @@ const SETTINGS = [
   // Off unless named: with '/' anyone holding the API token could publish, and so fetch
   // from the origin, any file the controller can read (its tokens, a service account's).
   { key: 'pathRoots', flag: 'path-roots', env: 'SWARMSHIP_PATH_ROOTS', parse: pathList, fallback: () => [] },
+  { key: 'httpHeadersTimeoutSeconds', flag: 'http-headers-timeout', env: 'SWARMSHIP_HTTP_HEADERS_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 1, 600), fallback: () => 20 },
+  { key: 'httpIdleTimeoutSeconds', flag: 'http-idle-timeout', env: 'SWARMSHIP_HTTP_IDLE_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 1, 86_400), fallback: () => 120 },
   { key: 'logFormat', flag: 'log-format', env: 'SWARMSHIP_LOG_FORMAT', parse: logFormat, fallback: () => 'auto' as const },
   { key: 'token', flag: 'token', env: 'SWARMSHIP_TOKEN', parse: secret, fallback: () => '' },
   { key: 'agentToken', flag: 'agent-token', env: 'SWARMSHIP_AGENT_TOKEN', parse: secret, fallback: () => '' },

@@ -2,7 +2,7 @@
  * What can go wrong in the controller, as codes a caller can act on. The HTTP layer maps
  * each code to a status in one exhaustive switch, so a new code cannot slip through as 500.
  */
-export type ControllerErrorCode = 'bad-request' | 'unauthorized' | 'not-found' | 'conflict' | 'no-space';
+export type ControllerErrorCode = 'bad-request' | 'unauthorized' | 'not-found' | 'conflict' | 'too-large' | 'no-space' | 'unavailable';
 
 export class ControllerError extends Error {
   override name = 'ControllerError';

@@ -29,6 +29,13 @@ then the file, then the default):
                              SWARMSHIP_AGENT_TIMEOUT. Default 120.
   --path-roots DIR,...       Directories a publish by path may name. SWARMSHIP_PATH_ROOTS.
                              Default none: publishing by path is off.
+  --http-headers-timeout SECONDS
+                             An HTTP client must send its request headers this soon
+                             (slow clients get 408). SWARMSHIP_HTTP_HEADERS_TIMEOUT.
+                             Default 20.
+  --http-idle-timeout SECONDS
+                             An HTTP connection silent this long is closed, a stalled
+                             upload too. SWARMSHIP_HTTP_IDLE_TIMEOUT. Default 120.
   --signing-key FILE         Ed25519 private key (PEM) release manifests are signed with.
                              SWARMSHIP_SIGNING_KEY. Default <data>/signing-key.pem, made
                              at the first start (mode 0600).
@@ -56,7 +63,7 @@ Example:
   swarmship controller --data /var/lib/swarmship --public-host 10.0.0.5
 `;
 
-const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'path-roots', 'signing-key', 'log-format', 'config'] as const;
+const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'path-roots', 'signing-key', 'http-headers-timeout', 'http-idle-timeout', 'log-format', 'config'] as const;
 
 export const controllerCommand: Command = {
   name: 'controller',
