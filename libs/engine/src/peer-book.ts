@@ -11,7 +11,8 @@ interface Entry extends PeerAddress {
   persistent: boolean;
   failures: number;
   nextAttemptAt: number;
-  state: 'idle' | 'connecting' | 'connected' | 'self';
+  /** 'seed': a seed we dropped because we are one too; not dialled again. */
+  state: 'idle' | 'connecting' | 'connected' | 'self' | 'seed';
 }
 
 const FIRST_RETRY_MS = 1000;
@@ -72,9 +73,15 @@ export class PeerBook {
     if (e) e.state = 'self';
   }
 
+  /** A seed, and we are one: redialling it every second, as a clean close would, only churns. */
+  isSeed(key: string): void {
+    const e = this.entries.get(key);
+    if (e) e.state = 'seed';
+  }
+
   disconnected(key: string, now: number, failed: boolean): void {
     const e = this.entries.get(key);
-    if (!e || e.state === 'self') return;
+    if (!e || e.state === 'self' || e.state === 'seed') return;
     e.state = 'idle';
     if (failed) e.failures++;
     if (!e.persistent && e.failures >= MAX_FAILURES) {

@@ -43,6 +43,8 @@ export class Peer {
   readonly download: RateMeter;
   readonly upload: RateMeter;
   uploadedSinceUnchoke = 0;
+  /** Its requests we refused since we last unchoked it (choked, not ours to serve, over our reqq). */
+  refusedRequests = 0;
   wastedBytes = 0;
   hashFailures = 0;
   readonly connectedAt: number;

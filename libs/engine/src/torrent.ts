@@ -109,6 +109,8 @@ const SNUB_AFTER_MS = 20_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A peer whose data failed the hash this many times (alone) is banned. */
 const BAN_AFTER_STRIKES = 2;
+/** Frames only a broken or hostile peer sends; the connection's address is banned at once. */
+const HOSTILE_PROTOCOL_ERRORS: ReadonlySet<ProtocolError['code']> = new Set(['message-too-long', 'bad-index']);
 
 /**
  * One torrent in the engine: its peers, what to request from whom, what to serve, and
@@ -181,6 +183,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         this.uploaded.add(bytes);
       },
       onError: (err) => this.fail(err),
+      onFlood: (peer, reason) => this.ban(peer.conn.remoteAddress, reason),
     });
     this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
     // One piece cannot be offered without completing the peer's view of us at once,
@@ -312,6 +315,9 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   }
 
   onProtocolError(conn: PeerConnection, e: ProtocolError): void {
+    // A frame no honest client sends (a 4 GiB length, a piece past the end) is hostile, not
+    // a bug worth retrying: its address is banned from this torrent. Other faults only drop.
+    if (peerOf.get(conn) && HOSTILE_PROTOCOL_ERRORS.has(e.code)) return this.ban(conn.remoteAddress, e.message);
     conn.destroy(e);
   }
 
@@ -409,10 +415,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (this.superSeed) {
       for (const index of this.superSeed.peerJoined(peer.key, peer.has)) peer.conn.send({ type: 'have', index });
     }
-    if (peer.isSeed && this.complete) {
-      peer.conn.destroy(undefined);
-      return;
-    }
+    if (peer.isSeed && this.complete) return this.dropSeed(peer);
     this.updateInterest(peer);
   }
 
@@ -425,7 +428,13 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       if (this.superSeed.fullCopyOutside) this.endSuperSeeding();
     }
     if (!peer.amInterested && !this.picker.isVerified(index)) this.setInterested(peer, true);
-    if (peer.isSeed && this.complete) peer.conn.destroy(undefined);
+    if (peer.isSeed && this.complete) this.dropSeed(peer);
+  }
+
+  /** Two seeds have nothing to trade, now or ever (we stay complete): closed, and never dialled again. */
+  private dropSeed(peer: Peer): void {
+    if (peer.conn.bookKey) this.book.isSeed(peer.conn.bookKey);
+    peer.conn.destroy(undefined);
   }
 
   private updateInterest(peer: Peer): void {
@@ -462,11 +471,20 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     const size = this.picker.pieceSize(index);
     const blockLength = this.picker.blockLength;
     if (begin % blockLength !== 0 || begin >= size || block.length !== Math.min(blockLength, size - begin)) {
-      return peer.conn.destroy(new Error(`piece ${index} block at ${begin} has a wrong length ${block.length}`));
+      return this.ban(peer.conn.remoteAddress, `sent a block of piece ${index} at ${begin} with a wrong length ${block.length}`);
     }
-    peer.outstanding.delete(blockKey(index, begin));
+    // We only ask a peer for pieces it said it has: a block of any other piece is a lie.
+    if (!peer.has.has(index)) return this.ban(peer.conn.remoteAddress, `sent a block of piece ${index}, which it never said it had`);
+    const requested = peer.outstanding.delete(blockKey(index, begin));
     peer.download.add(block.length);
     this.downloaded.add(block.length);
+    if (!requested) {
+      // Not asked of this peer (or no longer: cancelled, snubbed): kept out of the piece,
+      // or a peer could slip bad blocks into a piece others are sending and dodge the blame.
+      peer.wastedBytes += block.length;
+      this.wastedBytes += block.length;
+      return;
+    }
     peer.blockArrived(now);
     const outcome = this.picker.received(index, begin, peer.key);
     if (!outcome.accepted) {
@@ -553,9 +571,17 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     const n = (this.strikes.get(address) ?? 0) + 1;
     this.strikes.set(address, n);
     if (n < BAN_AFTER_STRIKES) return;
-    this.banned.add(address);
-    this.emit('banned', address, reason);
+    this.ban(address, reason);
+  }
+
+  /** No more connections with `address` for this torrent: those open are closed, it is never dialled or accepted again. */
+  private ban(address: string, reason: string): void {
+    if (!this.banned.has(address)) {
+      this.banned.add(address);
+      this.emit('banned', address, reason);
+    }
     for (const p of this.peers.values()) if (p.conn.remoteAddress === address) p.conn.destroy(new Error(`banned: ${reason}`));
+    for (const c of this.connecting) if (c.remoteAddress === address) c.destroy(new Error(`banned: ${reason}`));
   }
 
   private async onDownloadComplete(): Promise<void> {
@@ -565,7 +591,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       return this.fail(err as Error);
     }
     for (const p of this.peers.values()) {
-      if (p.isSeed) p.conn.destroy(undefined);
+      if (p.isSeed) this.dropSeed(p);
       else this.setInterested(p, false);
     }
     this.scheduleChoke();
@@ -609,6 +635,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       if (unchoke && peer.amChoking) {
         peer.amChoking = false;
         peer.uploadedSinceUnchoke = 0;
+        peer.refusedRequests = 0;
         peer.conn.send({ type: 'unchoke' });
       } else if (!unchoke && !peer.amChoking) {
         peer.amChoking = true;
@@ -658,6 +685,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         for (const r of peer.outstanding.values()) this.picker.abandon(r.index, r.begin, peer.key);
         peer.outstanding.clear();
         peer.lastBlockAt = now;
+        // Unchoked us, took requests and never sent a block: it would only hoard the next ones.
+        if (peer.download.total === 0) {
+          peer.conn.destroy(new Error(`sent no block in ${SNUB_AFTER_MS / 1000} s of being asked`));
+          continue;
+        }
       }
       if (peer.amInterested) this.updateInterest(peer);
       this.fillRequests(peer);

@@ -15,6 +15,13 @@ const SEND_LOW_WATER = 1024 * 1024;
 const READ_AHEAD_PIECES = 2;
 /** Requests from a peer beyond this many in flight are refused; we advertise it as reqq. */
 export const OUR_REQQ = 2048;
+/**
+ * Requests refused since we last unchoked a peer, past which it is flooding us: an honest
+ * peer has at most its pipeline (our reqq) in flight when we choke it, and then stops.
+ * Each refusal may cost a reject message, so a peer left to flood could make us queue
+ * replies without end into a socket it never reads.
+ */
+export const MAX_REFUSED_REQUESTS = 2 * OUR_REQQ;
 
 export interface UploaderOptions {
   storage: PieceStorage;
@@ -26,6 +33,8 @@ export interface UploaderOptions {
   mayServe(peer: Peer, index: number): boolean;
   onSent(peer: Peer, bytes: number): void;
   onError(err: Error): void;
+  /** The peer floods us with requests we refuse: the torrent bans it. */
+  onFlood(peer: Peer, reason: string): void;
 }
 
 /**
@@ -41,7 +50,10 @@ export class Uploader {
   }
 
   request(peer: Peer, r: BlockRef): void {
-    if (peer.amChoking || !this.o.mayServe(peer, r.index) || peer.pendingIncoming >= OUR_REQQ) return this.refuse(peer, r);
+    if (peer.amChoking || !this.o.mayServe(peer, r.index) || peer.pendingIncoming >= OUR_REQQ) {
+      if (++peer.refusedRequests > MAX_REFUSED_REQUESTS) return this.o.onFlood(peer, `sent more than ${MAX_REFUSED_REQUESTS} requests we had to refuse`);
+      return this.refuse(peer, r);
+    }
     if (r.length === 0 || r.begin + r.length > this.o.pieceSize(r.index)) {
       return peer.conn.destroy(new Error(`request outside piece ${r.index}: ${r.begin}+${r.length}`));
     }

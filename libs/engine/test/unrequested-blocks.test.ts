@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeHandshake, encodeMessage } from '../../wire/src/encode.js';
+import { Reserved } from '../../wire/src/messages.js';
+import { Engine, type TorrentDescriptor } from '../src/index.js';
+
+const BLOCK = 16 * 1024;
+
+function describeFile(name: string, data: Buffer, pieceLength: number): TorrentDescriptor {
+  const pieceCount = Math.ceil(data.length / pieceLength);
+  const hashes = Buffer.alloc(pieceCount * 20);
+  for (let i = 0; i < pieceCount; i++) {
+    createHash('sha1').update(data.subarray(i * pieceLength, (i + 1) * pieceLength)).digest().copy(hashes, i * 20);
+  }
+  const infoHash = createHash('sha1').update(name + data.length + hashes.toString('hex')).digest();
+  return { infoHash, name, pieceLength, pieceCount, length: data.length, pieceHashes: hashes, files: [{ path: [name], length: data.length, offset: 0 }], singleFile: true };
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/**
+ * A peer that says it has every piece, never unchokes (so it is never asked for
+ * anything) and pushes blocks of random bytes at real block offsets, a few every
+ * millisecond or two: into whatever piece the downloader is assembling from others.
+ */
+async function injector(info: TorrentDescriptor): Promise<{ port: number; pushed: () => number }> {
+  let pushed = 0;
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let handshook = false;
+    socket.on('data', () => {
+      if (handshook) return;
+      handshook = true;
+      const reserved = Buffer.alloc(8);
+      reserved[Reserved.fastExtension.byte]! |= Reserved.fastExtension.mask;
+      socket.write(encodeHandshake({ reserved, infoHash: info.infoHash, peerId: randomBytes(20) }));
+      socket.write(encodeMessage({ type: 'have-all' }));
+      const timer = setInterval(() => {
+        for (let i = 0; i < 4 && !socket.destroyed; i++) {
+          const index = Math.floor(Math.random() * info.pieceCount);
+          const begin = BLOCK * Math.floor((Math.random() * info.pieceLength) / BLOCK);
+          socket.write(encodeMessage({ type: 'piece', index, begin, block: randomBytes(BLOCK) }));
+          pushed++;
+        }
+      }, 2);
+      timers.add(timer);
+      socket.once('close', () => clearInterval(timer));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve));
+  cleanups.push(async () => {
+    for (const t of timers) clearInterval(t);
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+  return { port: (server.address() as { port: number }).port, pushed: () => pushed };
+}
+
+describe('blocks nobody asked for', () => {
+  it('never enter a piece: pushed into pieces being fetched from an honest seeder, they fail no hash and the file is intact', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const info = describeFile('pushed.bin', data, 64 * 1024);
+    const seedDir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
+    const dir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
+    cleanups.push(() => rm(seedDir, { recursive: true, force: true }), () => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(seedDir, info.name), data);
+    // Slow enough that pieces stay half-assembled while the injector pushes.
+    const seeder = new Engine({ host: '127.0.0.1', port: 0, uploadRateLimit: 2 * 1024 * 1024 });
+    cleanups.push(() => seeder.close());
+    const seedPort = await seeder.listen();
+    await seeder.addTorrent(info, { dir: seedDir, mode: 'seed' });
+    const bad = await injector(info);
+
+    const leecher = new Engine({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => leecher.close());
+    await leecher.listen();
+    const t = await leecher.addTorrent(info, { dir, mode: 'download', peers: [{ host: '127.0.0.2', port: bad.port }, { host: '127.0.0.1', port: seedPort }] });
+    await new Promise((resolve, reject) => {
+      t.once('complete', resolve);
+      t.once('error', reject);
+    });
+    expect(bad.pushed()).toBeGreaterThan(100);
+    expect(t.stats().hashFailures).toBe(0);
+    expect(t.stats().wastedBytes).toBeGreaterThan(0);
+    expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
+  }, 30_000);
+});
