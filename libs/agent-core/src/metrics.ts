@@ -17,6 +17,7 @@ export class AgentMetrics {
   readonly sentBytes: Counter;
   readonly piecesVerified: Counter;
   readonly hashFailures: Counter;
+  readonly peersBanned: Counter;
   readonly downloadDuration: Histogram;
 
   constructor(sources: AgentMetricSources) {
@@ -33,6 +34,11 @@ export class AgentMetrics {
     this.sentBytes = new Counter({ name: 'swarmship_agent_sent_bytes_total', help: 'Payload bytes sent to other agents.', registers });
     this.piecesVerified = new Counter({ name: 'swarmship_agent_pieces_verified_total', help: 'Pieces downloaded whose SHA-1 matched.', registers });
     this.hashFailures = new Counter({ name: 'swarmship_agent_hash_failures_total', help: 'Downloaded pieces whose SHA-1 did not match (discarded, fetched again).', registers });
+    this.peersBanned = new Counter({
+      name: 'swarmship_agent_peers_banned_total',
+      help: 'Peers banned from a download: data that failed its hash twice, or frames no honest client sends (wrong block lengths, pieces it never had, floods of requests).',
+      registers,
+    });
     new Gauge({
       name: 'swarmship_agent_peers',
       help: 'Peers connected, all releases together.',

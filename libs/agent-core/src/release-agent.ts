@@ -77,6 +77,7 @@ interface Held {
   /** Counters of the attached torrent at the last sample. */
   seen: { kept: number; sent: number; hashFailures: number; peers: Map<string, number> };
   onPiece?: () => void;
+  onBanned?: (address: string, reason: string) => void;
 }
 
 /**
@@ -559,6 +560,11 @@ export class ReleaseAgent {
       this.sample(h);
     };
     torrent.on('piece', h.onPiece);
+    h.onBanned = (address, reason) => {
+      this.metrics.peersBanned.inc();
+      this.log.warn('peer-banned', { release: h.key, address, reason });
+    };
+    torrent.on('banned', h.onBanned);
     torrent.on('error', () => undefined);
     const tiers = announceTiers(h.metainfo!);
     const announceUrl = this.last?.announceUrl;
@@ -575,6 +581,7 @@ export class ReleaseAgent {
     if (!torrent) return;
     this.sample(h);
     if (h.onPiece) torrent.off('piece', h.onPiece);
+    if (h.onBanned) torrent.off('banned', h.onBanned);
     const announcing = h.announcing;
     h.torrent = undefined;
     h.announcing = undefined;
