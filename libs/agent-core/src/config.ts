@@ -124,7 +124,7 @@ export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.Pr
   const text = (key: keyof RawSettings, fallback: string): { value: string; from: string } => {
     const got = pick(key);
     if (!got) return { value: fallback, from: SPECS.find((s) => s.key === key)!.flag };
-    if (typeof got.value !== 'string' && typeof got.value !== 'number') throw new AgentConfigError(got.from, `expected text, got ${JSON.stringify(got.value)}`);
+    if (typeof got.value !== 'string' && typeof got.value !== 'number') throw new AgentConfigError(got.from, `expected text, got ${describeValue(got.value)}`);
     return { value: String(got.value).trim(), from: got.from };
   };
 
@@ -186,7 +186,11 @@ export function parseLabels(value: unknown, from: string): Record<string, string
       entries.push([part.slice(0, eq).trim(), part.slice(eq + 1).trim()]);
     }
   } else if (value && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) entries.push([k, String(v)]);
+    for (const [k, v] of Object.entries(value)) {
+      // String() of a YAML mapping such as {toString: 1} throws; a nested value is no label anyway.
+      if (typeof v === 'object' && v !== null) throw new AgentConfigError(from, `label ${k}: expected text, got ${describeValue(v)}`);
+      entries.push([k, String(v)]);
+    }
   } else {
     throw new AgentConfigError(from, 'expected key=value,… or a mapping');
   }
@@ -207,7 +211,8 @@ const RATE_UNITS: Record<string, number> = {
 /** `50MB`, `200mbit`, `1GiB` per second; 0 is unlimited. */
 function parseRate(v: { value: string; from: string }): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)(?:\/s)?$/i.exec(v.value);
-  const unit = m ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
+  // Own keys only: "1constructor" must not find Object's constructor and make the rate NaN.
+  const unit = m && Object.hasOwn(RATE_UNITS, m[2]!.toLowerCase()) ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined) throw new AgentConfigError(v.from, `expected a rate such as 50MB, 200mbit or 1GiB (per second), got "${v.value}"`);
   const rate = Number(m[1]) * unit;
   return rate === 0 ? Infinity : rate;
@@ -221,6 +226,19 @@ function parseDuration(v: { value: string; from: string }): number {
   const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(v.value);
   if (!m) throw new AgentConfigError(v.from, `expected "forever" or a duration such as 90s, 30m, 12h, got "${v.value}"`);
   return Number(m[1]) * DURATION_UNITS[m[2]!]!;
+}
+
+/**
+ * A YAML value named in an error message. Never throws: JSON.stringify does on a document
+ * whose aliases make a cycle (`a: &x [*x]`), String() on a mapping like {toString: 1}.
+ */
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'a list';
+  if (v instanceof Uint8Array) return 'binary data';
+  if (v instanceof Date) return 'a timestamp';
+  if (typeof v === 'object' && v !== null) return 'a mapping';
+  return String(v);
 }
 
 /** The listen address if it is a specific one, else the first external IPv4 address, else loopback. */

@@ -35,4 +35,14 @@ describe('agent configuration', () => {
     expect(() => parseConfigFile('a: [\n', 'agent.yaml')).toThrow(AgentConfigError);
     expect(() => resolveWith({}, {}, 'peerPort: [1]\n')).toThrow(/^agent.yaml: peerPort: expected text/);
   });
+
+  // Found by the fuzz target agent-config (test/fuzz): each threw a TypeError or gave NaN.
+  it.each([
+    ['labels: {a: {toString: 1}}\n', /^agent.yaml: labels: label a: expected text, got a mapping/],
+    ['token: &x [*x]\n', /^agent.yaml: token: expected text, got a list/],
+    ['name: &x {a: *x}\n', /^agent.yaml: name: expected text, got a mapping/],
+    ['uploadLimit: 1constructor\n', /^agent.yaml: uploadLimit: expected a rate/],
+  ])('refuses %j with the setting named, not a crash', (yaml, message) => {
+    expect(() => resolveWith({ allowUnsigned: true }, {}, yaml)).toThrow(message);
+  });
 });
