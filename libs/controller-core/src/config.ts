@@ -113,7 +113,7 @@ export async function loadControllerConfig(sources: ConfigSources = {}): Promise
     const fromFile = file[s.key];
     if (flag !== undefined) out[s.key] = s.parse(String(flag), `--${s.flag}`);
     else if (env[s.env] !== undefined && env[s.env] !== '') out[s.key] = s.parse(env[s.env]!, s.env);
-    else if (fromFile !== undefined && fromFile !== null) out[s.key] = s.parse(Array.isArray(fromFile) ? fromFile.join(',') : String(fromFile), `${configPath}: ${s.key}`);
+    else if (fromFile !== undefined && fromFile !== null) out[s.key] = s.parse(fileText(fromFile, `${configPath}: ${s.key}`), `${configPath}: ${s.key}`);
     else out[s.key] = s.fallback(cwd);
   }
   const config = { ...out, tokensFile: undefined } as ControllerConfig;
@@ -184,6 +184,18 @@ function randomToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/**
+ * A YAML value as the text a flag would give: a scalar as written, a list of scalars
+ * joined by commas. Anything else is refused here: String() throws on a mapping such as
+ * {toString: 1}, and a nested value is no setting.
+ */
+function fileText(v: unknown, where: string): string {
+  const scalar = (x: unknown) => typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean';
+  if (scalar(v)) return String(v);
+  if (Array.isArray(v) && v.every(scalar)) return v.join(',');
+  throw new ConfigError(`${where}: expected text, a number, true or false, or a list of them`);
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -241,7 +253,8 @@ export function byteRate(text: string, where: string): number {
   const t = text.trim().toLowerCase();
   if (t === 'unlimited' || t === '0') return Infinity;
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*?)(?:\/s)?$/.exec(t);
-  const unit = m ? RATE_UNITS[m[2]!] : undefined;
+  // Own keys only: "1constructor" must not find Object's constructor and make the rate NaN.
+  const unit = m && Object.hasOwn(RATE_UNITS, m[2]!) ? RATE_UNITS[m[2]!] : undefined;
   if (!m || unit === undefined) throw new ConfigError(`${where}: must be bytes per second like 100MB, 64MiB, 800mbit or unlimited, got '${text}'`);
   const rate = Math.floor(Number(m[1]) * unit);
   if (rate < 16 * 1024) throw new ConfigError(`${where}: at least 16KiB per second, got '${text}'`);

@@ -33,6 +33,18 @@ describe('controller config', () => {
     await expect(loadControllerConfig({ cwd: dir, flags: { port: '7000', 'agent-port': '7000' } })).rejects.toBeInstanceOf(ConfigError);
   });
 
+  // Found by the fuzz target controller-config (test/fuzz): each threw a TypeError or gave a NaN rate.
+  it.each([
+    ['dataDir:\n  toString: 1\n', /c.yaml: dataDir: expected text/],
+    ['pathRoots: [a, {toString: 1}]\n', /c.yaml: pathRoots: expected text/],
+    ['host: &x [*x]\n', /c.yaml: host: expected text/],
+    ['originUploadLimit: 1constructor\n', /c.yaml: originUploadLimit: must be bytes per second/],
+  ])('refuses %j in the file with the setting named, not a crash', async (yaml, message) => {
+    await writeFile(join(dir, 'c.yaml'), yaml);
+    await expect(loadControllerConfig({ cwd: dir, flags: { config: 'c.yaml' } })).rejects.toThrow(message);
+    await expect(loadControllerConfig({ cwd: dir, flags: { config: 'c.yaml' } })).rejects.toBeInstanceOf(ConfigError);
+  });
+
   it('never echoes a rejected token', async () => {
     await expect(loadControllerConfig({ cwd: dir, env: { SWARMSHIP_AGENT_TOKEN: 'has space secret value' } })).rejects.not.toThrow(/secret/);
   });
