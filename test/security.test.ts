@@ -9,7 +9,9 @@ import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microse
 import { firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentPatterns, type AgentSyncRequest, type AgentSyncResponse } from '../libs/contracts/src/agent-channel.js';
-import { AGENT_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
+import { AGENT_TOKEN, API_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
+import { startCli, type RunningCli } from './helpers/cli.js';
+import { freePort } from './helpers/swarm.js';
 
 const MIB = 1024 * 1024;
 
@@ -19,7 +21,12 @@ let ctl: ControllerUnderTest;
 beforeAll(async () => {
   temp = await tempDataDir();
   // Short HTTP timeouts, so slow clients are seen dropped within a test's time.
-  ctl = await startControllerProcess(join(temp.dir, 'data'), ['--http-headers-timeout', '2', '--http-idle-timeout', '6']);
+  // SWARMSHIP_DEBUG=1 makes it log its route table as registered.
+  ctl = await startControllerProcess(join(temp.dir, 'data'), ['--http-headers-timeout', '2', '--http-idle-timeout', '6'], {
+    SWARMSHIP_TOKEN: API_TOKEN,
+    SWARMSHIP_AGENT_TOKEN: AGENT_TOKEN,
+    SWARMSHIP_DEBUG: '1',
+  });
 });
 
 afterAll(async () => {
@@ -244,4 +251,111 @@ describe('controller HTTP: bounds on what a client may send', () => {
     const upload = await fetch(`${ctl.api}/releases?name=big-enough&version=1`, { method: 'POST', headers: { ...authHeaders(), 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(2 * MIB, 7) });
     expect(upload.status).toBe(201);
   });
+});
+
+/** `swarmship agent` on loopback; releases are not what these tests are about, so unsigned ones are accepted. */
+async function startAgent(name: string, dataDir: string, controllerPort: number, token: string, extra: string[] = []): Promise<{ cli: RunningCli; httpPort: number }> {
+  const httpPort = await freePort('127.0.0.1');
+  const cli = startCli(
+    ['agent', '--controller', `tcp://127.0.0.1:${controllerPort}`, '--name', name, '--data', dataDir, '--peer-port', '0', '--http-port', String(httpPort), '--listen-host', '127.0.0.1', '--json', ...extra],
+    { SWARMSHIP_AGENT_TOKEN: token, SWARMSHIP_ALLOW_UNSIGNED: 'true', SWARMSHIP_CONFIG: '', SWARMSHIP_CONTROLLER: '' },
+  );
+  await cli.waitFor((e) => e['event'] === 'http-listening', 20_000);
+  return { cli, httpPort };
+}
+
+/** JSON lines of a process's output. */
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').flatMap((l) => {
+    try {
+      const v = JSON.parse(l) as unknown;
+      return typeof v === 'object' && v !== null ? [v as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** A registered route's path made concrete: parameters filled in, the fallback given a path nothing serves. */
+const concrete = (path: string) => path.replace(/:(\w+)/g, (_m, p: string) => (p === 'version' ? '1.0.0' : 'web')).replace(/\*\w+/, 'no-such-route');
+
+describe('route table: only health, metrics, the tracker and the docs answer without a token', () => {
+  /** What may answer without the API token; every other registered route must refuse. */
+  const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /announce', 'GET /scrape']);
+  const isDocs = (path: string) => path === '/api/docs' || path.startsWith('/api/docs/') || path === '/api/docs-json' || path === '/api/docs-yaml';
+
+  it('walks every route the controller registered: /api/v1 answers 401 without a valid token, nothing else is open', async () => {
+    const logged = jsonLines(ctl.cli.stderr()).find((e) => e['msg'] === 'http routes');
+    expect(logged, 'the controller logs its route table with SWARMSHIP_DEBUG=1').toBeDefined();
+    const routes = (logged!['routes'] as string[]).map((r) => {
+      const [method, path] = r.split(' ') as [string, string];
+      return { method, path };
+    });
+    expect(routes.length).toBeGreaterThan(10);
+    const port = portOf(ctl.base);
+    const api = routes.filter((r) => r.path.startsWith('/api/v1/'));
+    // The Nest routes under /api/v1 (a fallback for unknown paths aside) are exactly the documented ones.
+    const doc = (await (await fetch(`${ctl.base}/api/docs-json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`)).filter((r) => r.includes(' /api/v1/'));
+    const registered = api.filter((r) => !r.path.includes('*')).map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`);
+    expect([...new Set(registered)].sort()).toEqual([...new Set(documented)].sort());
+
+    const walked: string[] = [];
+    for (const { method, path } of routes) {
+      const key = `${method} ${path}`;
+      // HEAD is GET without the body: public wherever GET is.
+      if (PUBLIC.has(key) || PUBLIC.has(`GET ${path}`) && method === 'HEAD' || (isDocs(path) && ['GET', 'HEAD', 'USE'].includes(method))) continue;
+      const methods = method === 'USE' || method === 'ALL' ? ['GET', 'POST'] : [method];
+      for (const m of methods) {
+        if (m === 'CONNECT') continue; // not a request to a path
+        for (const auth of [{}, authHeaders('wrong-token-0123456789abcdef'), { Authorization: 'Basic dXNlcjpwYXNz' }, { Authorization: `Bearer ${API_TOKEN}x` }]) {
+          const answer = await rawExchange(port, [request(m, concrete(path), { ...auth, Connection: 'close', 'Content-Type': 'application/octet-stream', 'Content-Length': '1' }, 'x')]);
+          walked.push(`${m} ${path}`);
+          if (path.startsWith('/api/v1/') && !path.includes('*')) expect(answer.status, `${m} ${path} ${JSON.stringify(auth)}`).toBe(401);
+          // Anything else registered (the methods Nest maps beside the health routes, the
+          // fallback): refused or not found, never served.
+          else expect([401, 404, 405, undefined], `${m} ${path} ${JSON.stringify(auth)}`).toContain(answer.status);
+        }
+      }
+    }
+    expect(walked.filter((w) => w.startsWith('POST /api/v1/releases')).length).toBeGreaterThan(0);
+    // Nothing was changed by the walk: no release exists under the names it used.
+    expect((await fetch(`${ctl.api}/releases/web/1.0.0`, { headers: authHeaders() })).status).toBe(404);
+    for (const open of PUBLIC) {
+      const [m, path] = open.split(' ') as [string, string];
+      const answer = await rawExchange(port, [request(m, path, { Connection: 'close' })]);
+      expect(answer.status, open).toBe(200);
+    }
+  });
+
+  it("walks the agent's port: GET and HEAD of /metrics, /healthz and /readyz, nothing else", async () => {
+    const dir = join(temp.dir, 'route-agent');
+    // No controller at this port: the agent serves its HTTP port regardless.
+    const agent = await startAgent('walker', dir, await freePort('127.0.0.1'), AGENT_TOKEN);
+    try {
+      const listening = agent.cli.events.find((e) => e['event'] === 'http-listening')!;
+      const endpoints = listening['endpoints'] as string[];
+      expect([...endpoints].sort()).toEqual(['GET /healthz', 'GET /metrics', 'GET /readyz']);
+      for (const e of endpoints) {
+        const path = e.split(' ')[1]!;
+        expect((await rawExchange(agent.httpPort, [request('GET', path, { Connection: 'close' })])).status, e).toBeLessThan(600);
+        expect((await rawExchange(agent.httpPort, [request('HEAD', path, { Connection: 'close' })])).status, e).toBeLessThan(600);
+        for (const m of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+          // With a body the agent must not read: refused before routing, connection closed.
+          const answer = await rawExchange(agent.httpPort, [request(m, path, { 'Content-Length': String(10 * MIB) }, 'x'.repeat(1000))]);
+          expect(answer.status, `${m} ${path}`).toBe(405);
+          expect(answer.closed && answer.closedAfterMs < 3000, `${m} ${path} closed`).toBe(true);
+        }
+      }
+      expect((await rawExchange(agent.httpPort, [request('GET', '/api/v1/releases', { Connection: 'close' })])).status).toBe(404);
+      // The agent's own bounds: headers over 16 KiB, and a slow client dropped within 10 s.
+      expect((await rawExchange(agent.httpPort, [request('GET', '/healthz', { 'X-Pad': 'a'.repeat(20_000), Connection: 'close' })])).status).toBe(431);
+      const slow = await rawExchange(agent.httpPort, [...request('GET', '/healthz', { 'X-Slow': 'x'.repeat(200) })], { gapMs: 200, timeoutMs: 20_000 });
+      expect(slow.closed).toBe(true);
+      expect(slow.closedAfterMs).toBeGreaterThanOrEqual(9_000);
+      expect(slow.closedAfterMs).toBeLessThan(13_000);
+    } finally {
+      expect(await agent.cli.stop()).toBe(0);
+    }
+  }, 40_000);
 });
