@@ -3,6 +3,8 @@
  * process on loopback: what answers without a token, what a client without one can make
  * the controller buffer, and what never reaches its output.
  */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
@@ -358,4 +360,70 @@ describe('route table: only health, metrics, the tracker and the docs answer wit
       expect(await agent.cli.stop()).toBe(0);
     }
   }, 40_000);
+});
+
+/** Every regular file below `dir`, as paths. */
+async function filesBelow(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await filesBelow(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+describe('tokens never reach an output', () => {
+  it('the controller, agents and CLI print no token, right or wrong, through successes, refusals and a post-publish hook that dumps its environment', async () => {
+    const secret = (what: string) => `${what}-${randomBytes(12).toString('hex')}`;
+    const apiToken = secret('api-token');
+    const agentToken = secret('agent-token');
+    const wrongApi = secret('wrong-api-token');
+    const wrongAgent = secret('wrong-agent-token');
+    const secrets = [apiToken, agentToken, wrongApi, wrongAgent];
+    const dir = join(temp.dir, 'tokens');
+    const outputs: (() => string)[] = [];
+    const own = await startControllerProcess(join(dir, 'controller'), ['--log-format', 'json'], { SWARMSHIP_TOKEN: apiToken, SWARMSHIP_AGENT_TOKEN: agentToken, SWARMSHIP_DEBUG: '1' });
+    outputs.push(own.cli.stdout, own.cli.stderr);
+    const agents: RunningCli[] = [];
+    try {
+      // The hook prints its whole environment, which the agent logs: the token must not be in it.
+      const good = await startAgent('good', join(dir, 'good'), own.channel.port, agentToken, ['--on-publish', 'env | grep SWARMSHIP_ | sort; echo "token=[$SWARMSHIP_AGENT_TOKEN]"']);
+      const bad = await startAgent('bad', join(dir, 'bad'), own.channel.port, wrongAgent);
+      agents.push(good.cli, bad.cli);
+      outputs.push(good.cli.stdout, good.cli.stderr, bad.cli.stdout, bad.cli.stderr);
+      await bad.cli.waitFor((e) => e['event'] === 'controller-refused', 15_000);
+      await good.cli.waitFor((e) => e['event'] === 'controller-connected', 15_000);
+
+      for (const token of [wrongApi, `${apiToken}x`, apiToken.slice(0, -1)]) {
+        expect((await fetch(`${own.api}/releases`, { headers: authHeaders(token) })).status).toBe(401);
+        expect((await fetch(`${own.api}/releases?name=x&version=1`, { method: 'POST', headers: { ...authHeaders(token), 'Content-Type': 'application/octet-stream' }, body: 'x' })).status).toBe(401);
+      }
+      const artifact = join(dir, 'app.bin');
+      await writeFile(artifact, randomBytes(200_000));
+      const env = { SWARMSHIP_URL: own.api.replace(/\/api\/v1$/, '') };
+      const refused = startCli(['releases', 'ls'], { ...env, SWARMSHIP_TOKEN: wrongApi });
+      expect(await refused.exited).not.toBe(0);
+      const publish = startCli(['publish', artifact, '--name', 'app', '--version', '1'], { ...env, SWARMSHIP_TOKEN: apiToken });
+      expect(await publish.exited, publish.stderr()).toBe(0);
+      const list = startCli(['agents', 'ls'], { ...env, SWARMSHIP_TOKEN: apiToken });
+      expect(await list.exited, list.stderr()).toBe(0);
+      outputs.push(refused.stdout, refused.stderr, publish.stdout, publish.stderr, list.stdout, list.stderr);
+
+      const hook = await good.cli.waitFor((e) => e['event'] === 'on-publish-finished', 30_000);
+      // The hook did run and print its environment: the check below looks at real output.
+      expect(String(hook['output'])).toMatch(/SWARMSHIP_RELEASE_NAME=app/);
+      expect(String(hook['output'])).toContain('token=[]');
+    } finally {
+      for (const a of agents) await a.stop();
+      await own.stop();
+    }
+    const files = (await filesBelow(dir)).filter((f) => !f.endsWith('app.bin'));
+    expect(files.length).toBeGreaterThan(3);
+    const texts = [...outputs.map((o) => o()), ...(await Promise.all(files.map((f) => readFile(f, 'latin1'))))];
+    expect(texts.join('').length).toBeGreaterThan(1000);
+    for (const s of secrets) {
+      texts.forEach((t, i) => expect(t.includes(s), `${s.split('-').slice(0, -1).join('-')} in ${i < outputs.length ? `output ${i}` : files[i - outputs.length]}`).toBe(false));
+    }
+  }, 60_000);
 });

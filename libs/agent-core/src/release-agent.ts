@@ -517,7 +517,7 @@ export class ReleaseAgent {
     const code = await new Promise<number | null>((resolve) => {
       const child = spawn('/bin/sh', ['-c', this.config.onPublish!], {
         cwd: dir,
-        env: { ...process.env, SWARMSHIP_RELEASE_NAME: h.name, SWARMSHIP_RELEASE_VERSION: h.version, SWARMSHIP_RELEASE_DIR: dir },
+        env: { ...hookEnvironment(process.env), SWARMSHIP_RELEASE_NAME: h.name, SWARMSHIP_RELEASE_VERSION: h.version, SWARMSHIP_RELEASE_DIR: dir },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -651,6 +651,17 @@ export class ReleaseAgent {
       this.reporting = false;
     }
   }
+}
+
+/**
+ * The post-publish command's environment: the agent's own, without its secrets. The
+ * command is the operator's, but it runs beside release content and its output is logged,
+ * so a token there would end up in the log of anything that prints its environment.
+ */
+export function hookEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) if (k !== 'SWARMSHIP_AGENT_TOKEN' && k !== 'SWARMSHIP_TOKEN') out[k] = v;
+  return out;
 }
 
 /** Exponential backoff with full jitter in the upper half, so a fleet does not retry in step. */
