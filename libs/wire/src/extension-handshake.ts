@@ -53,7 +53,7 @@ export function parseExtensionHandshake(payload: Buffer): ExtensionHandshake {
   const result: ExtensionHandshake = { m: readExtensionMap(ownValue(value, 'm')) };
   const v = ownValue(value, 'v');
   if (v !== undefined) {
-    if (!(v instanceof Uint8Array)) throw bad('v must be a string');
+    if (!isBytes(v)) throw bad('v must be a string');
     result.v = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
   }
   const p = ownValue(value, 'p');
@@ -62,7 +62,7 @@ export function parseExtensionHandshake(payload: Buffer): ExtensionHandshake {
   if (reqq !== undefined) result.reqq = readInteger('reqq', reqq, 0, Number.MAX_SAFE_INTEGER);
   const yourip = ownValue(value, 'yourip');
   if (yourip !== undefined) {
-    if (!(yourip instanceof Uint8Array) || (yourip.length !== 4 && yourip.length !== 16)) {
+    if (!isBytes(yourip) || (yourip.length !== 4 && yourip.length !== 16)) {
       throw bad('yourip must be a 4 or 16 byte string');
     }
     result.yourip = Buffer.from(yourip.buffer, yourip.byteOffset, yourip.byteLength);
@@ -95,7 +95,16 @@ function readInteger(key: string, value: unknown, min: number, max: number): num
 }
 
 function isDictionary(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !isBytes(value);
+}
+
+/**
+ * A byte string as bencode decodes it. Not `instanceof Uint8Array`: a dictionary whose
+ * "__proto__" key holds a string gets a Uint8Array as its prototype, passes instanceof,
+ * and throws a TypeError on `.length`.
+ */
+function isBytes(value: unknown): value is Uint8Array {
+  return ArrayBuffer.isView(value);
 }
 
 function ownValue(dict: Record<string, unknown>, key: string): unknown {

@@ -64,6 +64,14 @@ describe('parseExtensionHandshake', () => {
     expect('toString' in parsed.m).toBe(false);
   });
 
+  // Found by the fuzz target wire-extension (test/fuzz): it threw a TypeError.
+  it.each([
+    ['yourip', 'd1:md6:youripd9:__proto__4:\x00\x00\x00\x00ee'],
+    ['v', 'd1:md1:vd9:__proto__3:abcee'],
+  ])('refuses a dictionary whose __proto__ is a string where %s must be one', (_key, payload) => {
+    expect(() => parseExtensionHandshake(Buffer.from(payload, 'latin1'))).toThrow(ProtocolError);
+  });
+
   it.each([
     ['empty', ''],
     ['not bencode', 'hello'],
