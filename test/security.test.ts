@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeStrict } from '../libs/bencode/src/index.js';
 import { AgentPatterns, type AgentSyncRequest, type AgentSyncResponse } from '../libs/contracts/src/agent-channel.js';
+import type { ReleaseStatus } from '../libs/contracts/src/rest.js';
+import { percentEncodeBytes } from '../libs/tracker/src/query.js';
 import { AGENT_TOKEN, API_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
 import { startCli, type RunningCli } from './helpers/cli.js';
 import { freePort } from './helpers/swarm.js';
@@ -426,4 +429,54 @@ describe('tokens never reach an output', () => {
       texts.forEach((t, i) => expect(t.includes(s), `${s.split('-').slice(0, -1).join('-')} in ${i < outputs.length ? `output ${i}` : files[i - outputs.length]}`).toBe(false));
     }
   }, 60_000);
+});
+
+describe('embedded tracker: malformed announces', () => {
+  it('answers each with a bencoded failure reason naming the fault, never an error page, and keeps serving', async () => {
+    const res = await fetch(`${ctl.api}/releases?name=tracked&version=1`, { method: 'POST', headers: { ...authHeaders(), 'Content-Type': 'application/octet-stream' }, body: randomBytes(100_000) });
+    expect(res.status).toBe(201);
+    const known = percentEncodeBytes(Buffer.from(((await res.json()) as ReleaseStatus).infoHash, 'hex'));
+    const peer = percentEncodeBytes(Buffer.from('-XX0001-abcdefghijkl'));
+    const base = `info_hash=${known}&peer_id=${peer}&port=51413&uploaded=0&downloaded=0&left=100&compact=1`;
+    const announce = async (query: string) => {
+      const r = await fetch(`${ctl.base}/announce?${query}`);
+      expect(r.status, query.slice(0, 80)).toBe(200);
+      expect(r.headers.get('content-type')).toBe('text/plain');
+      return decodeStrict(Buffer.from(await r.arrayBuffer())) as Record<string, unknown>;
+    };
+    const cases: [string, string, RegExp][] = [
+      ['no info_hash', `peer_id=${peer}&port=1`, /info_hash is missing/],
+      ['a short info_hash', base.replace(known, 'short'), /info_hash must be 20 bytes, got 5/],
+      ['a long info_hash', base.replace(known, `${known}%00`), /info_hash must be 20 bytes, got 21/],
+      ['a broken escape', base.replace(known, `${known.slice(0, -3)}%G`), /info_hash has a malformed percent-escape/],
+      ['an unknown info_hash', base.replace(known, percentEncodeBytes(randomBytes(20))), /not served by this tracker/],
+      ['no peer_id', base.replace(`peer_id=${peer}`, ''), /peer_id is missing/],
+      ['port 0', base.replace('port=51413', 'port=0'), /port must be 1 to 65535/],
+      ['port 70000', base.replace('port=51413', 'port=70000'), /port must be 1 to 65535/],
+      ['a negative port', base.replace('port=51413', 'port=-1'), /port must not be negative/],
+      ['a port that is no number', base.replace('port=51413', 'port=http'), /port must be a non-negative integer/],
+      ['no port', base.replace('port=51413', ''), /port is missing/],
+      ['a negative numwant', `${base}&numwant=-5`, /numwant must not be negative/],
+      ['a numwant past 2^53', `${base}&numwant=${'9'.repeat(30)}`, /numwant is too large/],
+      ['a numwant that is no number', `${base}&numwant=lots`, /numwant must be a non-negative integer/],
+      ['a bogus event', `${base}&event=exploded`, /event must be started, completed, stopped or empty/],
+      ['a left past 2^53', base.replace('left=100', `left=${'9'.repeat(400)}`), /left is too large/],
+      ['14 KB of parameters', `${base}&${'k=v&'.repeat(3500)}`.replace('port=51413', 'port=x'), /port must be a non-negative integer/],
+    ];
+    for (const [what, query, reason] of cases) {
+      const answer = await announce(query);
+      expect(String(answer['failure reason']), what).toMatch(reason);
+    }
+    // A burst of faults at once changes nothing either.
+    const burst = await Promise.all(Array.from({ length: 100 }, (_, i) => fetch(`${ctl.base}/announce?info_hash=${'%00'.repeat(i % 25)}`).then((r) => r.status)));
+    expect(new Set(burst)).toEqual(new Set([200]));
+    // A huge numwant is served, capped; the tracker still answers a good announce.
+    const ok = await announce(`${base}&numwant=100000`);
+    expect(ok['failure reason']).toBeUndefined();
+    expect(typeof ok['interval']).toBe('number');
+    const scrape = decodeStrict(Buffer.from(await (await fetch(`${ctl.base}/scrape?info_hash=${percentEncodeBytes(randomBytes(20))}`)).arrayBuffer())) as Record<string, unknown>;
+    expect(scrape['files']).toEqual({});
+    expect(ctl.cli.child.exitCode).toBeNull();
+    expect(ctl.cli.stderr()).not.toMatch(/internal tracker error|"level":"error".*announce/);
+  });
 });
