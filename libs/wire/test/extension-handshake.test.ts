@@ -66,8 +66,8 @@ describe('parseExtensionHandshake', () => {
 
   // Found by the fuzz target wire-extension (test/fuzz): it threw a TypeError.
   it.each([
-    ['yourip', 'd1:md6:youripd9:__proto__4:\x00\x00\x00\x00ee'],
-    ['v', 'd1:md1:vd9:__proto__3:abcee'],
+    ['yourip', 'd1:mde6:youripd9:__proto__4:\x00\x00\x00\x00ee'],
+    ['v', 'd1:mde1:vd9:__proto__3:abcee'],
   ])('refuses a dictionary whose __proto__ is a string where %s must be one', (_key, payload) => {
     expect(() => parseExtensionHandshake(Buffer.from(payload, 'latin1'))).toThrow(ProtocolError);
   });
