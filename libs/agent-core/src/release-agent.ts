@@ -14,6 +14,7 @@ import type { AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { ReleaseStore, safeElement } from './release-store.js';
 import { extractTar, isTarball } from './tar.js';
+import { parseSyncResponse } from './sync-response.js';
 
 /** Write-back and read-cache memory per release, each. */
 const AGENT_BUFFER_BYTES = 16 * 1024 * 1024;
@@ -190,7 +191,7 @@ export class ReleaseAgent {
     while (!this.stopping) {
       try {
         await this.refreshDiskFree();
-        const res = await this.channel.sync(this.syncRequest(), SYNC_WAIT_MS + 15_000);
+        const res = parseSyncResponse(await this.channel.sync(this.syncRequest(), SYNC_WAIT_MS + 15_000));
         if (this.stopping) return;
         if (failures > 0 || !this.synced) this.log.info('controller-connected', { revision: res.revision, desired: res.desired.length });
         failures = 0;
