@@ -120,10 +120,12 @@ async function scenario(dir: string, artifact: string, size: number, agentCount:
       { SWARMSHIP_TOKEN: token, SWARMSHIP_AGENT_TOKEN: agentToken },
     );
     procs.push(controller);
-    await waitFor('the controller', () => controller.events.find((e) => e.event === 'listening'), 30_000);
+    const listening = await waitFor('the controller', () => controller.events.find((e) => e.event === 'listening'), 30_000);
+    // Agents verify signatures as in production: the manifest before, the artifact's SHA-256 after the download.
+    const publicKeyFile = String((listening.signingKey as { publicKeyFile: string }).publicKeyFile);
     const agents = Array.from({ length: agentCount }, (_, i) =>
       start(
-        ['agent', '--controller', `tcp://127.0.0.1:${agentPort}`, '--data', join(work, `node-${i + 1}`), '--name', `node-${i + 1}`, '--peer-port', '0', '--listen-host', '127.0.0.1', '--http-port', '0', '--json'],
+        ['agent', '--controller', `tcp://127.0.0.1:${agentPort}`, '--data', join(work, `node-${i + 1}`), '--name', `node-${i + 1}`, '--peer-port', '0', '--listen-host', '127.0.0.1', '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
         { SWARMSHIP_AGENT_TOKEN: agentToken },
       ),
     );

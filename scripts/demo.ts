@@ -107,10 +107,12 @@ async function main(): Promise<number> {
     { SWARMSHIP_TOKEN: token, SWARMSHIP_AGENT_TOKEN: agentToken },
   );
   const listening = await waitEvent(controller, (e) => e.event === 'listening');
+  // Agents check every release's signature with the key the controller made at its first start.
+  const publicKeyFile = String((listening.signingKey as { publicKeyFile: string }).publicKeyFile);
   const agents = Array.from({ length: agentCount }, (_, i) =>
     start(
       `node-${i + 1}`,
-      ['agent', '--controller', `tcp://127.0.0.1:${agentPort}`, '--data', join(ROOT, `node-${i + 1}`), '--name', `node-${i + 1}`, '--labels', 'env=demo', '--peer-port', '0', '--listen-host', '127.0.0.1', '--http-port', '0', '--json'],
+      ['agent', '--controller', `tcp://127.0.0.1:${agentPort}`, '--data', join(ROOT, `node-${i + 1}`), '--name', `node-${i + 1}`, '--labels', 'env=demo', '--peer-port', '0', '--listen-host', '127.0.0.1', '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
       { SWARMSHIP_AGENT_TOKEN: agentToken },
     ),
   );

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DesiredRelease } from '../libs/contracts/src/agent-channel.js';
 import { createTorrent } from '../libs/metainfo/src/index.js';
-import { FakeController } from './helpers/agent-fake-controller.js';
+import { FakeController, makeSigner, signRelease, type TestSigner } from './helpers/agent-fake-controller.js';
 import { startAgentProcess, type AgentUnderTest } from './helpers/agent-process.js';
 import { CliProcesses, MIB, freePort, makeTempDir, removeDir, sha256OfFile, writeArtifact } from './helpers/swarm.js';
 
@@ -23,6 +23,7 @@ describe('an agent killed mid-download', () => {
   let dir: string;
   let controller: FakeController;
   let release: DesiredRelease;
+  let signer: TestSigner;
   const agents: AgentUnderTest[] = [];
 
   beforeAll(async () => {
@@ -31,7 +32,8 @@ describe('an agent killed mid-download', () => {
     await writeArtifact(content, BYTES, 'agent-resume');
     const { torrent, metainfo } = await createTorrent(content, { pieceLength: 256 * 1024, creationDate: false });
     await writeFile(join(dir, 'big.torrent'), torrent);
-    release = { name: 'big', version: '2', infoHash: metainfo.infoHash.toString('hex'), torrent: torrent.toString('base64') };
+    signer = await makeSigner(dir);
+    release = await signRelease({ name: 'big', version: '2', infoHash: metainfo.infoHash.toString('hex'), torrent: torrent.toString('base64') }, content, signer);
     // A slow origin, so the download is still under way when the agent is killed.
     const origin = await procs.seeder(join(dir, 'big.torrent'), content, ['--upload-limit', '6MB']);
     controller = new FakeController(TOKEN, { origin: { host: '127.0.0.1', port: origin.port }, announceUrl: '', retireGraceSeconds: 60 });
@@ -48,7 +50,7 @@ describe('an agent killed mid-download', () => {
 
   it('resumes from the verified pieces on restart and publishes a whole copy', async () => {
     const dataDir = join(dir, 'node');
-    const first = await startAgentProcess({ name: 'node', dataDir, controllerPort: controller.port, token: TOKEN });
+    const first = await startAgentProcess({ name: 'node', dataDir, controllerPort: controller.port, token: TOKEN, trustKeys: [signer.publicKeyFile] });
     agents.push(first);
     const partial = await controller.waitForHolding('node', 'big', '2', (h) => h?.state === 'downloading' && h.verifiedBytes >= BYTES / 4, 20_000);
     first.cli.child.kill('SIGKILL');
@@ -56,7 +58,7 @@ describe('an agent killed mid-download', () => {
     expect(partial!.verifiedBytes).toBeLessThan(BYTES);
     expect(await exists(join(dataDir, 'releases', 'big', '2'))).toBe(false);
 
-    const second = await startAgentProcess({ name: 'node', dataDir, controllerPort: controller.port, token: TOKEN, httpPort: first.httpPort, peerPort: first.peerPort });
+    const second = await startAgentProcess({ name: 'node', dataDir, controllerPort: controller.port, token: TOKEN, trustKeys: [signer.publicKeyFile], httpPort: first.httpPort, peerPort: first.peerPort });
     agents.push(second);
     const started = await second.cli.waitFor((e) => e.event === 'download-started', 15_000);
     expect(started.resumedBytes).toBeGreaterThanOrEqual(partial!.verifiedBytes);

@@ -10,18 +10,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DesiredRelease } from '../libs/contracts/src/agent-channel.js';
 import { createTorrent } from '../libs/metainfo/src/index.js';
-import { FakeController } from './helpers/agent-fake-controller.js';
+import { FakeController, makeSigner, signRelease, type TestSigner } from './helpers/agent-fake-controller.js';
 import { parsePrometheus, startAgentProcess, type AgentUnderTest } from './helpers/agent-process.js';
 import { CliProcesses, MIB, freePort, makeTempDir, removeDir, sha256OfFile, writeArtifact } from './helpers/swarm.js';
 
 const TOKEN = 'agent-test-token';
 const APP_BYTES = 24 * MIB;
 
-async function release(content: string, name: string, version: string, announce: string, unpack = false): Promise<{ desired: DesiredRelease; torrentPath: string }> {
+async function release(content: string, name: string, version: string, announce: string, signer: TestSigner, unpack = false): Promise<{ desired: DesiredRelease; torrentPath: string }> {
   const { torrent, metainfo } = await createTorrent(content, { pieceLength: 256 * 1024, announce: [announce], creationDate: false });
   const torrentPath = `${content}.torrent`;
   await writeFile(torrentPath, torrent);
-  return { desired: { name, version, infoHash: metainfo.infoHash.toString('hex'), torrent: torrent.toString('base64'), unpack }, torrentPath };
+  const desired = await signRelease({ name, version, infoHash: metainfo.infoHash.toString('hex'), torrent: torrent.toString('base64'), unpack }, content, signer);
+  return { desired, torrentPath };
 }
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
@@ -32,6 +33,7 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
   let controller: FakeController;
   let app: DesiredRelease;
   let site: DesiredRelease;
+  let signer: TestSigner;
   const agents: AgentUnderTest[] = [];
 
   beforeAll(async () => {
@@ -45,8 +47,9 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
     await writeArtifact(join(siteSrc, 'assets', 'blob.bin'), 3 * MIB, 'agent-site');
     const siteFile = join(dir, 'site.tar.gz');
     execFileSync('tar', ['-czf', siteFile, '-C', siteSrc, '.']);
-    const a = await release(appFile, 'app', '1.0.0', announce);
-    const s = await release(siteFile, 'site', '7', announce, true);
+    signer = await makeSigner(dir);
+    const a = await release(appFile, 'app', '1.0.0', announce, signer);
+    const s = await release(siteFile, 'site', '7', announce, signer, true);
     app = a.desired;
     site = s.desired;
     const origin = await procs.seeder(a.torrentPath, appFile);
@@ -54,7 +57,7 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
     controller = new FakeController(TOKEN, { origin: { host: '127.0.0.1', port: origin.port }, announceUrl: announce, retireGraceSeconds: 1 });
     await controller.start(await freePort('127.0.0.1'));
     for (const name of ['node-a', 'node-b']) {
-      agents.push(await startAgentProcess({ name, dataDir: join(dir, name), controllerPort: controller.port, token: TOKEN }));
+      agents.push(await startAgentProcess({ name, dataDir: join(dir, name), controllerPort: controller.port, token: TOKEN, trustKeys: [signer.publicKeyFile] }));
     }
   }, 40_000);
 
@@ -135,7 +138,7 @@ describe('swarmship agent with a controller, an origin and a tracker on loopback
   }, 25_000);
 
   it('an agent with a wrong token is refused by the controller and says so', async () => {
-    const intruder = await startAgentProcess({ name: 'node-x', dataDir: join(dir, 'node-x'), controllerPort: controller.port, token: 'not-the-token' });
+    const intruder = await startAgentProcess({ name: 'node-x', dataDir: join(dir, 'node-x'), controllerPort: controller.port, token: 'not-the-token', trustKeys: [signer.publicKeyFile] });
     const output = () => intruder.cli.stdout() + intruder.cli.stderr();
     try {
       const e = await intruder.cli.waitFor((ev) => ev.event === 'controller-refused', 10_000);

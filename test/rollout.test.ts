@@ -83,13 +83,14 @@ beforeAll(async () => {
   // Fixed ports, as in production: a restarted controller is found where it was.
   [httpPort, agentPort, peerPort] = [await freePort(), await freePort(), await freePort()];
   controller = startController();
-  await controller.waitFor((e) => e.event === 'listening');
+  const listening = await controller.waitFor((e) => e.event === 'listening');
+  const publicKeyFile = String((listening.signingKey as { publicKeyFile: string }).publicKeyFile);
   for (let i = 0; i < AGENTS; i++) {
     const name = `node-${i + 1}`;
     const data = join(dir, name);
     const tier = i < 4 ? 'web' : 'db';
     const proc = startCli(
-      ['agent', '--controller', `tcp://127.0.0.1:${agentPort}`, '--data', data, '--name', name, '--labels', `tier=${tier}`, '--peer-port', '0', '--listen-host', '127.0.0.1', '--http-port', '0', '--json'],
+      ['agent', '--controller', `tcp://127.0.0.1:${agentPort}`, '--data', data, '--name', name, '--labels', `tier=${tier}`, '--peer-port', '0', '--listen-host', '127.0.0.1', '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
       { SWARMSHIP_AGENT_TOKEN: AGENT_TOKEN },
     );
     agents.push({ name, data, proc });

@@ -63,7 +63,7 @@ describe('fault 1: an agent SIGKILLed at random moments of a download', () => {
     const ctl = controller!;
     const dataDir = join(dir.dir, 'node');
     const start = (ports?: { httpPort: number; peerPort: number }) =>
-      startAgentProcess({ name: 'node-1', dataDir, controllerPort: ctl.channel.port, token: AGENT_TOKEN, ...ports }).then((a) => {
+      startAgentProcess({ name: 'node-1', dataDir, controllerPort: ctl.channel.port, token: AGENT_TOKEN, trustKeys: [ctl.publicKeyFile], ...ports }).then((a) => {
         agents.push(a);
         return a;
       });

@@ -4,8 +4,13 @@
  * token, long-polls sync on a revision, and records every holding agents report. It
  * serves whatever desired state the test sets; it is not the product's controller.
  */
+import { stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ServerTCP } from '@nestjs/microservices';
 import { throwError } from 'rxjs';
+import { generateSigningKey, type SigningKey } from '../../libs/signing/src/keys.js';
+import { signManifest, type ReleaseManifest } from '../../libs/signing/src/manifest.js';
+import { sha256OfFile } from './swarm.js';
 import {
   AgentPatterns,
   type AgentProgressReport,
@@ -100,4 +105,36 @@ export class FakeController {
     for (const wake of this.wakers) wake();
     await this.server?.close();
   }
+}
+
+/** A signing key as a controller holds it, with its public half in a file agents are pointed at. */
+export interface TestSigner {
+  key: SigningKey;
+  publicKeyFile: string;
+}
+
+export async function makeSigner(dir: string, name = 'controller'): Promise<TestSigner> {
+  const { key } = generateSigningKey();
+  const publicKeyFile = join(dir, `${name}.pub.pem`);
+  await writeFile(publicKeyFile, key.publicPem);
+  return { key, publicKeyFile };
+}
+
+/**
+ * `d` with the manifest the product's controller would send: name, version, info hash,
+ * and the SHA-256 and size of `content` (a single-file artifact), signed by `signer`.
+ * `lie` replaces manifest fields after they were computed, to forge one.
+ */
+export async function signRelease(d: DesiredRelease, content: string, signer: TestSigner, lie: Partial<ReleaseManifest> = {}): Promise<DesiredRelease> {
+  const manifest: ReleaseManifest = {
+    name: d.name,
+    version: d.version,
+    infoHash: d.infoHash.toLowerCase(),
+    sha256: await sha256OfFile(content),
+    size: (await stat(content)).size,
+    created: '2030-01-01T00:00:00.000Z',
+    ...lie,
+  };
+  const signed = signManifest(manifest, signer.key);
+  return { ...d, manifest: signed.manifest.toString('base64'), signature: signed.signature.toString('base64'), signingKey: signed.keyId };
 }

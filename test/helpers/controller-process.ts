@@ -14,6 +14,8 @@ export interface ControllerUnderTest {
   /** host and port of the agent channel. */
   channel: { host: string; port: number };
   announce: string;
+  /** <data>/signing-key.pub.pem: what agents are given with --trust-key. */
+  publicKeyFile: string;
   stop(): Promise<number | null>;
 }
 
@@ -30,6 +32,7 @@ export async function startControllerProcess(dataDir: string, extraArgs: string[
     SWARMSHIP_TOKEN: '',
     SWARMSHIP_AGENT_TOKEN: '',
     SWARMSHIP_CONFIG: '',
+    SWARMSHIP_SIGNING_KEY: '',
     ...env,
   });
   const e = await cli.waitFor((ev) => ev['event'] === 'listening', 30_000);
@@ -42,6 +45,7 @@ export async function startControllerProcess(dataDir: string, extraArgs: string[
     base: api.replace(/\/api\/v1$/, ''),
     channel: { host: host!, port: Number(port) },
     announce: String(e['announce']),
+    publicKeyFile: String((e['signingKey'] as { publicKeyFile?: unknown } | undefined)?.publicKeyFile),
     stop: () => cli.stop(),
   };
 }

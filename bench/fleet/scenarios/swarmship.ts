@@ -35,13 +35,15 @@ export function swarmshipFleet(): Scenario {
         [ctx.cli, 'controller', '--data', join(ctx.hostDir(origin), 'controller'), '--host', '0.0.0.0', '--port', String(API_PORT), '--agent-port', String(AGENT_PORT), '--peer-port', String(PEER_PORT), '--public-host', origin.address, '--log-format', 'json', '--json'],
         env,
       );
-      await controller.waitLine((l) => l.json?.event === 'listening', 60_000, 'listening');
+      const listening = await controller.waitLine((l) => l.json?.event === 'listening', 60_000, 'listening');
+      // Agents verify signatures as in production: the manifest before, the artifact's SHA-256 after the download.
+      const publicKeyFile = String((listening.json?.signingKey as { publicKeyFile: string }).publicKeyFile);
       for (const node of ctx.net.nodes) {
         const agent = ctx.spawn(
           node,
           `agent ${node.name}`,
           process.execPath,
-          [ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--json'],
+          [ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
           env,
         );
         agents.set(node.name, agent);

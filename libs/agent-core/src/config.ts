@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parsePublicKeys, SigningKeyError, type TrustedKey } from '../../signing/src/keys.js';
 
 /** Everything an agent is told at start-up, validated and typed. */
 export interface AgentConfig {
@@ -28,6 +31,10 @@ export interface AgentConfig {
   httpPort: number;
   /** Shell command run in a release's directory after it is published, if any. */
   onPublish: string | undefined;
+  /** Public keys a release's manifest must be signed with (any one of them). */
+  trustedKeys: TrustedKey[];
+  /** Accept releases that carry no signed manifest; with no trusted key, check none. */
+  allowUnsigned: boolean;
 }
 
 /** A setting with a bad value; the message names the setting as the user gave it. */
@@ -63,6 +70,9 @@ export interface RawSettings {
   seedFor?: unknown;
   httpPort?: unknown;
   onPublish?: unknown;
+  /** Paths of PEM files, or PEM text; a list from repeated flags or YAML. */
+  trustKeys?: unknown;
+  allowUnsigned?: unknown;
 }
 
 const SPECS: SettingSpec[] = [
@@ -80,6 +90,8 @@ const SPECS: SettingSpec[] = [
   { key: 'seedFor', flag: '--seed-for', env: 'SWARMSHIP_SEED_FOR', yaml: 'seedFor' },
   { key: 'httpPort', flag: '--http-port', env: 'SWARMSHIP_HTTP_PORT', yaml: 'httpPort' },
   { key: 'onPublish', flag: '--on-publish', env: 'SWARMSHIP_ON_PUBLISH', yaml: 'onPublish' },
+  { key: 'trustKeys', flag: '--trust-key', env: 'SWARMSHIP_TRUST_KEY', yaml: 'trustKeys' },
+  { key: 'allowUnsigned', flag: '--allow-unsigned', env: 'SWARMSHIP_ALLOW_UNSIGNED', yaml: 'allowUnsigned' },
 ];
 
 /** The agent channel's default: a controller on the same machine. */
@@ -87,6 +99,12 @@ export const DEFAULT_CONTROLLER = 'tcp://127.0.0.1:7071';
 export const DEFAULT_DATA_DIR = './.swarmship/agent';
 export const DEFAULT_PEER_PORT = 6881;
 export const DEFAULT_HTTP_PORT = 9465;
+/**
+ * Where a controller started with its defaults in the same directory keeps its public
+ * key; trusted when no key is given and the controller is on this machine (as the CLI
+ * finds that controller's API token).
+ */
+export const LOCAL_CONTROLLER_PUBLIC_KEY = join('.swarmship', 'controller', 'signing-key.pub.pem');
 
 /** The YAML file's text parsed into settings; a syntax error or unknown key names itself. */
 export function parseConfigFile(text: string, path: string): RawSettings {
@@ -112,7 +130,8 @@ export function parseConfigFile(text: string, path: string): RawSettings {
  * defaults; every value is checked, and the first bad one throws an error naming the
  * flag, variable or file key it came from.
  */
-export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.ProcessEnv; file?: RawSettings; fileName?: string }): AgentConfig {
+export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.ProcessEnv; file?: RawSettings; fileName?: string; cwd?: string }): AgentConfig {
+  const cwd = sources.cwd ?? process.cwd();
   const pick = (key: keyof RawSettings): { value: unknown; from: string } | undefined => {
     const spec = SPECS.find((s) => s.key === key)!;
     if (sources.flags[key] !== undefined) return { value: sources.flags[key], from: spec.flag };
@@ -139,12 +158,17 @@ export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.Pr
   const keepVersions = Number(keep.value);
   if (!Number.isInteger(keepVersions) || keepVersions < 1 || keepVersions > 1000) throw new AgentConfigError(keep.from, `expected a whole number from 1 to 1000, got "${keep.value}"`);
   const onPublish = text('onPublish', '').value || undefined;
+  const controllerAddress = parseControllerUrl(controller.value, controller.from);
+  const allowUnsigned = pick('allowUnsigned');
+  const trust = trustedKeys(pick('trustKeys'), controllerAddress.host, cwd);
+  const unsigned = allowUnsigned ? parseBool(allowUnsigned.value, allowUnsigned.from) : false;
+  if (trust.length === 0 && !unsigned) throw new AgentConfigError('--trust-key', NO_TRUSTED_KEY);
   return {
-    controller: parseControllerUrl(controller.value, controller.from),
+    controller: controllerAddress,
     token: text('token', '').value,
     name: name.value,
     labels: labelsRaw ? parseLabels(labelsRaw.value, labelsRaw.from) : {},
-    dataDir: resolve(text('data', DEFAULT_DATA_DIR).value),
+    dataDir: resolve(cwd, text('data', DEFAULT_DATA_DIR).value),
     peerPort,
     listenHost,
     advertiseAddress: advertise,
@@ -154,7 +178,73 @@ export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.Pr
     seedSeconds: parseDuration(text('seedFor', 'forever')),
     httpPort: port(text('httpPort', String(DEFAULT_HTTP_PORT))),
     onPublish,
+    trustedKeys: trust,
+    allowUnsigned: unsigned,
   };
+}
+
+const NO_TRUSTED_KEY =
+  "no key to verify releases with. Give the controller's public key with --trust-key FILE (or SWARMSHIP_TRUST_KEY, or trustKeys in the config file): " +
+  "the controller writes it to <its data dir>/signing-key.pub.pem, prints it with 'swarmship controller --print-public-key' and serves it at GET /api/v1/signing-key. " +
+  '--allow-unsigned runs without checking signatures (not recommended)';
+
+/**
+ * The keys release manifests must be signed with: every --trust-key (a PEM file, or PEM
+ * text), SWARMSHIP_TRUST_KEY (PEM text, or comma-separated files) or `trustKeys` (a file,
+ * PEM text, or a list of them). With none given and a controller on this machine, the
+ * public key a controller started here with its defaults wrote.
+ */
+function trustedKeys(given: { value: unknown; from: string } | undefined, controllerHost: string, cwd: string): TrustedKey[] {
+  const load = (item: unknown, from: string, splitPaths: boolean): TrustedKey[] => {
+    if (typeof item !== 'string' || item.trim() === '') throw new AgentConfigError(from, 'expected a PEM file or PEM text');
+    if (item.includes('-----BEGIN')) return keysFrom(item, from);
+    const paths = splitPaths ? item.split(',').map((p) => p.trim()).filter(Boolean) : [item.trim()];
+    return paths.flatMap((p) => {
+      const path = resolve(cwd, p);
+      let pem: string;
+      try {
+        pem = readFileSync(path, 'utf8');
+      } catch (err) {
+        throw new AgentConfigError(from, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      return keysFrom(pem, `${from} ${path}`);
+    });
+  };
+  if (given) {
+    const items = Array.isArray(given.value) ? (given.value as unknown[]) : [given.value];
+    return items.flatMap((item) => load(item, given.from, given.from === 'SWARMSHIP_TRUST_KEY'));
+  }
+  if (!isLoopback(controllerHost)) return [];
+  const local = resolve(cwd, LOCAL_CONTROLLER_PUBLIC_KEY);
+  let pem: string;
+  try {
+    pem = readFileSync(local, 'utf8');
+  } catch {
+    return [];
+  }
+  return keysFrom(pem, local);
+}
+
+function keysFrom(pem: string, from: string): TrustedKey[] {
+  try {
+    return parsePublicKeys(pem, from);
+  } catch (err) {
+    if (err instanceof SigningKeyError) throw new AgentConfigError(from, err.message.startsWith(`${from}: `) ? err.message.slice(from.length + 2) : err.message);
+    throw err;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+function parseBool(value: unknown, from: string): boolean {
+  if (value === true || value === false) return value;
+  if (typeof value !== 'string') throw new AgentConfigError(from, 'expected true or false');
+  const t = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(t)) return true;
+  if (['false', '0', 'no', 'off'].includes(t)) return false;
+  throw new AgentConfigError(from, `expected true or false, got "${value}"`);
 }
 
 /**

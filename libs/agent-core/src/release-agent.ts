@@ -8,8 +8,11 @@ import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
 import { Engine } from '../../engine/src/engine.js';
 import { announceTiers, announceTorrent, type Announcing } from '../../engine/src/announce.js';
 import type { Torrent } from '../../engine/src/torrent.js';
+import { layoutFiles } from '../../engine/src/storage.js';
+import { HashPool } from '../../hashing/src/hash-pool.js';
 import type { Metainfo } from '../../metainfo/src/metainfo.js';
 import { parseTorrent } from '../../metainfo/src/parse.js';
+import { ManifestError, manifestMismatch, verifyManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
 import type { AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
 import { ReleaseStore, safeElement } from './release-store.js';
@@ -52,6 +55,18 @@ export const UNPACK_DIR = 'unpacked';
 
 class Cancelled extends Error {}
 
+/** A release this agent will not publish: its signature, its manifest or its bytes are not what they claim. */
+export class ReleaseRefusedError extends Error {
+  override name = 'ReleaseRefusedError';
+}
+
+/** The signed manifest as a desired release carries it (base64), still unverified. */
+interface SignedRelease {
+  manifest: string;
+  signature: string;
+  keyId: string | undefined;
+}
+
 /** One release on this node, from the first time it was desired to its removal. */
 interface Held {
   key: string;
@@ -61,6 +76,8 @@ interface Held {
   metainfo: Metainfo | undefined;
   torrentBytes: Buffer | undefined;
   unpack: boolean;
+  /** The controller's signed manifest for this release, from its latest desired state. */
+  signed?: SignedRelease;
   state: HoldingState;
   error?: string;
   completedAt?: number;
@@ -90,6 +107,8 @@ export class ReleaseAgent {
   readonly metrics: AgentMetrics;
   readonly store: ReleaseStore;
   private engine: Engine | undefined;
+  /** The engine's piece hashing, and the whole-artifact SHA-256 before publishing. */
+  private hashPool: HashPool | undefined;
   private readonly held = new Map<string, Held>();
   private last: AgentSyncResponse | undefined;
   private knownRevision = 0;
@@ -137,7 +156,9 @@ export class ReleaseAgent {
       const e = err as NodeJS.ErrnoException;
       throw new Error(`data dir ${this.config.dataDir} (--data, SWARMSHIP_DATA) cannot be used: ${e.code ?? e.message}`);
     }
+    this.hashPool = new HashPool();
     const engine = new Engine({
+      hashPool: this.hashPool,
       host: this.config.listenHost,
       port: this.config.peerPort,
       uploadRateLimit: this.config.uploadRateLimit,
@@ -151,6 +172,7 @@ export class ReleaseAgent {
       await engine.listen();
     } catch (err) {
       await engine.close();
+      await this.hashPool.close();
       throw new Error(`cannot listen for peers on port ${this.config.peerPort}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     this.engine = engine;
@@ -164,6 +186,11 @@ export class ReleaseAgent {
       if (published) this.startTask(h, () => this.servePublished(h, published.at, false));
     }
     this.ready = true;
+    if (this.config.trustedKeys.length > 0) {
+      this.log.info('trusted-keys', { keys: this.config.trustedKeys.map((k) => ({ keyId: k.keyId, from: k.source })), unsignedAccepted: this.config.allowUnsigned });
+    } else {
+      this.log.warn('signatures-not-checked', { reason: '--allow-unsigned and no --trust-key: releases are published without checking who made them' });
+    }
     this.ticker = setInterval(() => this.tick(), PROGRESS_EVERY_MS);
     this.syncing = this.syncLoop();
     this.log.info('agent-started', { name: this.config.name, peerPort: engine.port, dataDir: this.config.dataDir, controller: `tcp://${this.config.controller.host}:${this.config.controller.port}` });
@@ -179,6 +206,7 @@ export class ReleaseAgent {
     await Promise.allSettled([...this.held.values()].map((h) => h.task));
     await Promise.allSettled([...this.held.values()].map((h) => this.detach(h)));
     await this.engine?.close();
+    await this.hashPool?.close();
     await this.channel.close().catch(() => undefined);
     await this.syncing;
     this.log.info('agent-stopped', {});
@@ -324,7 +352,9 @@ export class ReleaseAgent {
     } catch {
       torrent = Buffer.alloc(0);
     }
-    return this.adopt({ name: d.name, version: d.version, torrent, unpack: d.unpack === true, infoHash: d.infoHash });
+    const h = this.adopt({ name: d.name, version: d.version, torrent, unpack: d.unpack === true, infoHash: d.infoHash });
+    if (h) h.signed = signedOf(d);
+    return h;
   }
 
   // ---- reconciling --------------------------------------------------------------
@@ -354,6 +384,8 @@ export class ReleaseAgent {
         }
         h ??= this.adoptDesired(d);
         if (!h) continue;
+        // The latest signature counts: a controller whose key was rotated re-signs.
+        h.signed = signedOf(d);
         h.removeAt = undefined;
         if (h.task || !h.metainfo) continue;
         if (h.state === 'pending' || h.state === 'removing' || (h.state === 'failed' && h.retryAt !== undefined && now >= h.retryAt)) {
@@ -432,7 +464,7 @@ export class ReleaseAgent {
     h.error = noSpace ? 'no space left on device' : err.message;
     h.retryAt = this.now() + backoff(h.failures, RETRY_MIN_MS, RETRY_MAX_MS);
     if (noSpace) await this.store.removeStaging(h.name, h.version).catch(() => undefined);
-    this.log.error('release-failed', { release: h.key, error: h.error, retryInSeconds: Math.round((h.retryAt - this.now()) / 1000) });
+    this.log.error(err instanceof ReleaseRefusedError ? 'release-refused' : 'release-failed', { release: h.key, error: h.error, retryInSeconds: Math.round((h.retryAt - this.now()) / 1000) });
   }
 
   // ---- download, publish, serve, remove -----------------------------------------
@@ -441,6 +473,8 @@ export class ReleaseAgent {
     const metainfo = h.metainfo!;
     const published = await this.store.isPublished(h.name, h.version);
     if (published) return this.servePublished(h, published.at, false);
+    // Checked before a byte is fetched or a file made: a forged release costs nothing.
+    const manifest = this.checkManifest(h);
     h.state = 'downloading';
     h.error = undefined;
     h.startedAt = this.now();
@@ -478,9 +512,15 @@ export class ReleaseAgent {
       await this.detach(h);
       throw err;
     }
+    await this.detach(h);
+    let sha256: string | undefined;
+    if (manifest) {
+      h.state = 'verifying';
+      this.reportDirty = true;
+      sha256 = await this.checkArtifact(h, staging, manifest);
+    }
     h.state = 'publishing';
     this.reportDirty = true;
-    await this.detach(h);
     if (h.unpack) {
       // What an unpacking cut short by a crash left behind.
       await rm(join(staging, UNPACK_DIR), { recursive: true, force: true });
@@ -491,8 +531,49 @@ export class ReleaseAgent {
     const at = this.now();
     this.metrics.downloadDuration.observe((at - h.startedAt) / 1000);
     await this.servePublished(h, at, true);
-    this.log.info('published', { release: h.key, path: dir, bytes: metainfo.length, fromOrigin: h.fromOrigin, fromPeers: h.fromPeers });
+    this.log.info('published', { release: h.key, path: dir, bytes: metainfo.length, fromOrigin: h.fromOrigin, fromPeers: h.fromPeers, sha256 });
     if (this.config.onPublish) await this.runOnPublish(h, dir);
+  }
+
+  /**
+   * The release's manifest, verified: signed by a trusted key and naming this very
+   * torrent (name, version, info hash, size). Undefined when unsigned releases are
+   * allowed and there is nothing to check. Throws ReleaseRefusedError with the reason.
+   */
+  private checkManifest(h: Held): ReleaseManifest | undefined {
+    const s = h.signed;
+    if (!s) {
+      if (this.config.allowUnsigned) return undefined;
+      throw new ReleaseRefusedError('refused: the controller sent no signed manifest for this release (is it older than signed releases?); nothing downloaded');
+    }
+    if (this.config.trustedKeys.length === 0) return undefined;
+    let manifest: ReleaseManifest;
+    try {
+      manifest = verifyManifest(Buffer.from(s.manifest, 'base64'), Buffer.from(s.signature, 'base64'), this.config.trustedKeys, s.keyId).manifest;
+    } catch (err) {
+      if (err instanceof ManifestError) throw new ReleaseRefusedError(`refused: ${err.message}; nothing downloaded`);
+      throw err;
+    }
+    const mismatch = manifestMismatch(manifest, { name: h.name, version: h.version, infoHash: h.infoHash, size: h.metainfo!.length });
+    if (mismatch) throw new ReleaseRefusedError(`refused: ${mismatch}; nothing downloaded`);
+    return manifest;
+  }
+
+  /**
+   * SHA-256 of the whole downloaded artifact against the signed manifest, before it is
+   * published. Every piece matched its SHA-1 already; this closes the gap a SHA-1
+   * collision would leave. Read and hashed on a hash worker, 1 MiB at a time. On a
+   * mismatch the download is thrown away and nothing is published.
+   */
+  private async checkArtifact(h: Held, staging: string, manifest: ReleaseManifest): Promise<string> {
+    const m = h.metainfo!;
+    const files = layoutFiles(staging, m.name, m.files, m.singleFile).filter((f) => !f.pad);
+    const digest = (await this.hashPool!.sha256Files(files.map((f) => ({ path: f.path, position: 0, length: f.length })))).toString('hex');
+    if (digest !== manifest.sha256) {
+      await this.store.removeStaging(h.name, h.version);
+      throw new ReleaseRefusedError(`refused: the downloaded artifact's SHA-256 ${digest} is not the signed manifest's ${manifest.sha256}; nothing published, the download was discarded`);
+    }
+    return digest;
   }
 
   /** Seeds a published copy; after a restart its files are checked first (`trust` only right after publishing). */
@@ -663,6 +744,11 @@ export function hookEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(env)) if (k !== 'SWARMSHIP_AGENT_TOKEN' && k !== 'SWARMSHIP_TOKEN') out[k] = v;
   return out;
+}
+
+function signedOf(d: DesiredRelease): SignedRelease | undefined {
+  if (typeof d.manifest !== 'string' || typeof d.signature !== 'string') return undefined;
+  return { manifest: d.manifest, signature: d.signature, keyId: typeof d.signingKey === 'string' ? d.signingKey : undefined };
 }
 
 /** Exponential backoff with full jitter in the upper half, so a fleet does not retry in step. */

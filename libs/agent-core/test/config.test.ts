@@ -1,14 +1,66 @@
-import { describe, expect, it } from 'vitest';
-import { AgentConfigError, parseConfigFile, resolveAgentConfig } from '../src/config.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateSigningKey } from '../../signing/src/keys.js';
+import { AgentConfigError, LOCAL_CONTROLLER_PUBLIC_KEY, parseConfigFile, resolveAgentConfig, type RawSettings } from '../src/config.js';
 
-const resolveWith = (flags = {}, env: NodeJS.ProcessEnv = {}, yaml?: string) =>
-  resolveAgentConfig({ flags, env, file: yaml === undefined ? undefined : parseConfigFile(yaml, 'agent.yaml'), fileName: 'agent.yaml' });
+const dir = mkdtempSync(join(tmpdir(), 'swarmship-agent-config-'));
+const controllerKey = generateSigningKey();
+const nextKey = generateSigningKey();
+const keyFile = join(dir, 'controller.pub.pem');
+writeFileSync(keyFile, controllerKey.key.publicPem);
+writeFileSync(join(dir, 'next.pub.pem'), nextKey.key.publicPem);
+writeFileSync(join(dir, 'private.pem'), controllerKey.privatePem);
+/** Where a controller started with its defaults keeps its public key. */
+const machine = join(dir, 'machine');
+mkdirSync(join(machine, '.swarmship', 'controller'), { recursive: true });
+writeFileSync(join(machine, LOCAL_CONTROLLER_PUBLIC_KEY), controllerKey.key.publicPem);
+const empty = join(dir, 'empty');
+mkdirSync(empty);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const resolveWith = (flags: RawSettings = {}, env: NodeJS.ProcessEnv = {}, yaml?: string) =>
+  resolveAgentConfig({ flags: { trustKeys: [keyFile], ...flags }, env, file: yaml === undefined ? undefined : parseConfigFile(yaml, 'agent.yaml'), fileName: 'agent.yaml', cwd: empty });
 
 describe('agent configuration', () => {
-  it('has defaults that work on one machine', () => {
-    const c = resolveWith();
-    expect(c).toMatchObject({ controller: { host: '127.0.0.1', port: 7071 }, token: '', peerPort: 6881, keepVersions: 2, seedSeconds: Infinity, uploadRateLimit: Infinity });
-    expect(c.dataDir.endsWith('.swarmship/agent')).toBe(true);
+  it('has defaults that work on one machine, trusting the key of a controller started there with its defaults', () => {
+    const c = resolveAgentConfig({ flags: {}, env: {}, cwd: machine });
+    expect(c).toMatchObject({ controller: { host: '127.0.0.1', port: 7071 }, token: '', peerPort: 6881, keepVersions: 2, seedSeconds: Infinity, uploadRateLimit: Infinity, allowUnsigned: false });
+    expect(c.dataDir).toBe(join(machine, '.swarmship', 'agent'));
+    expect(c.trustedKeys.map((k) => [k.keyId, k.source])).toEqual([[controllerKey.key.keyId, join(machine, LOCAL_CONTROLLER_PUBLIC_KEY)]]);
+  });
+
+  it('refuses to start without a trusted key, saying where the key is', () => {
+    expect(() => resolveAgentConfig({ flags: {}, env: {}, cwd: empty })).toThrow(/^--trust-key: no key to verify releases with\. .*signing-key\.pub\.pem, prints it with 'swarmship controller --print-public-key'.*--allow-unsigned/);
+    // The local controller's key counts only for a controller on this machine.
+    expect(() => resolveAgentConfig({ flags: { controller: 'tcp://10.1.2.3:7071' }, env: {}, cwd: machine })).toThrow(/^--trust-key: no key/);
+  });
+
+  it('starts without a key only when told to accept unsigned releases', () => {
+    expect(resolveAgentConfig({ flags: { allowUnsigned: true }, env: {}, cwd: empty })).toMatchObject({ trustedKeys: [], allowUnsigned: true });
+    expect(resolveAgentConfig({ flags: {}, env: { SWARMSHIP_ALLOW_UNSIGNED: 'yes' }, cwd: empty }).allowUnsigned).toBe(true);
+    expect(() => resolveAgentConfig({ flags: {}, env: { SWARMSHIP_ALLOW_UNSIGNED: 'maybe' }, cwd: empty })).toThrow(/^SWARMSHIP_ALLOW_UNSIGNED: expected true or false/);
+    expect(() => resolveAgentConfig({ flags: {}, env: {}, file: parseConfigFile('allowUnsigned: {toString: 1}\n', 'agent.yaml'), fileName: 'agent.yaml', cwd: empty })).toThrow(/^agent.yaml: allowUnsigned: expected true or false/);
+  });
+
+  it('trusts every key given, from repeated flags, the variable (PEM or files) or the YAML file (a list)', () => {
+    const ids = (c: { trustedKeys: { keyId: string }[] }) => c.trustedKeys.map((k) => k.keyId);
+    const both = [controllerKey.key.keyId, nextKey.key.keyId];
+    expect(ids(resolveAgentConfig({ flags: { trustKeys: ['controller.pub.pem', join(dir, 'next.pub.pem')] }, env: {}, cwd: dir }))).toEqual(both);
+    expect(ids(resolveAgentConfig({ flags: {}, env: { SWARMSHIP_TRUST_KEY: controllerKey.key.publicPem + nextKey.key.publicPem }, cwd: empty }))).toEqual(both);
+    expect(ids(resolveAgentConfig({ flags: {}, env: { SWARMSHIP_TRUST_KEY: 'controller.pub.pem, next.pub.pem' }, cwd: dir }))).toEqual(both);
+    const yaml = `trustKeys:\n  - ${keyFile}\n  - |\n${nextKey.key.publicPem.trim().split('\n').map((l) => `    ${l}`).join('\n')}\n`;
+    expect(ids(resolveAgentConfig({ flags: {}, env: {}, file: parseConfigFile(yaml, 'agent.yaml'), fileName: 'agent.yaml', cwd: empty }))).toEqual(both);
+  });
+
+  it.each([
+    [{ trustKeys: [join(dir, 'private.pem')] }, /^--trust-key .*private\.pem: holds a private key/],
+    [{ trustKeys: [join(dir, 'missing.pem')] }, /^--trust-key: cannot read .*missing\.pem: ENOENT/],
+    [{ trustKeys: ['-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n'] }, /^--trust-key: not a valid public key/],
+  ])('refuses a key that is not an Ed25519 public key: %o', (flags, message) => {
+    expect(() => resolveAgentConfig({ flags, env: {}, cwd: empty })).toThrow(message);
   });
 
   it('takes flags over environment over the YAML file', () => {

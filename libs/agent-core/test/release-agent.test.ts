@@ -70,7 +70,8 @@ describe('ReleaseAgent', () => {
   });
 
   function startAgent(channel: ChannelDouble, store?: ReleaseStore): Promise<void> {
-    const config = resolveAgentConfig({ flags: { data: join(dir, 'agent'), peerPort: '0', listenHost: '127.0.0.1', name: 'unit', keepVersions: '2' }, env: {} });
+    // What is kept, stopped and reported is the subject here; signatures are tested in test/signing.test.ts.
+    const config = resolveAgentConfig({ flags: { data: join(dir, 'agent'), peerPort: '0', listenHost: '127.0.0.1', name: 'unit', keepVersions: '2', allowUnsigned: true }, env: {} });
     agent = new ReleaseAgent(config, channel, quiet, Date.now, store);
     return agent.start();
   }

@@ -3,7 +3,7 @@ import { InputError } from '../command.js';
 import { AgentConfigError, type RawSettings } from '../../../../libs/agent-core/src/config.js';
 import { agentLog } from '../../../agent/src/log.js';
 
-const HELP = `Usage: swarmship agent --controller tcp://HOST:PORT [--data DIR] [--name NODE] [--labels k=v,…] [--peer-port N]
+const HELP = `Usage: swarmship agent --controller tcp://HOST:PORT --trust-key FILE [--data DIR] [--name NODE] [--labels k=v,…] [--peer-port N]
 
 Run the agent of one node: sync the releases this node should hold from the
 controller's agent channel, download each from the swarm (every piece verified) into
@@ -14,6 +14,16 @@ controller retires (after its grace period) and versions beyond --keep. Progress
 failures are reported to the controller; when it cannot be reached the agent keeps
 serving what it holds and retries. Runs until SIGTERM or Ctrl-C, then announces
 'stopped', finishes its writes and exits 0. Interrupted downloads resume on restart.
+
+Releases are signed. Before downloading, the agent checks that the release's manifest
+was signed by a key it trusts and names the torrent it was given; after every piece is
+verified it checks the SHA-256 of the whole artifact against the manifest, and only
+then publishes. A release that fails either check is reported failed and nothing is
+published. The agent does not start without a trusted key: give it the controller's
+public key (the controller writes it to <its data>/signing-key.pub.pem and prints it
+with 'swarmship controller --print-public-key'). With no key given and a controller on
+127.0.0.1, the key of a controller started with its defaults in the same directory
+(./.swarmship/controller/signing-key.pub.pem) is trusted.
 
 Every setting comes from a flag, else a SWARMSHIP_* variable, else the YAML file
 (--config, keys in brackets), else its default:
@@ -38,13 +48,21 @@ Every setting comes from a flag, else a SWARMSHIP_* variable, else the YAML file
   --on-publish CMD        SWARMSHIP_ON_PUBLISH [onPublish]. Shell command run in the
                           release dir after publishing, with SWARMSHIP_RELEASE_NAME,
                           SWARMSHIP_RELEASE_VERSION and SWARMSHIP_RELEASE_DIR set.
+  --trust-key FILE        SWARMSHIP_TRUST_KEY [trustKeys]. The controller's public key
+                          (PEM). Repeat it to trust several keys while one is rotated.
+                          The variable takes PEM text or comma-separated files; the
+                          YAML key a file, PEM text or a list of them.
+  --allow-unsigned        SWARMSHIP_ALLOW_UNSIGNED [allowUnsigned]. Accept releases that
+                          carry no signed manifest (a controller older than signing);
+                          with no trusted key at all, check no signature. Not for
+                          production.
   --config FILE           SWARMSHIP_CONFIG. YAML file of the settings above.
   --json                  Log JSON lines even on a terminal (the default elsewhere).
   -h, --help              Show this help.
 
 Example:
   SWARMSHIP_AGENT_TOKEN=s3cret swarmship agent --controller tcp://controller:7001 \\
-    --data /var/lib/swarmship --labels zone=eu-1,role=web
+    --trust-key /etc/swarmship/controller.pub.pem --data /var/lib/swarmship --labels zone=eu-1,role=web
 `;
 
 const FLAG_TO_SETTING: Record<string, keyof RawSettings> = {
@@ -61,12 +79,16 @@ export const agentCommand: Command = {
     ...Object.fromEntries(Object.keys(FLAG_TO_SETTING).map((f) => [f, { type: 'string' as const }])),
     config: { type: 'string' },
     json: { type: 'boolean' },
+    'trust-key': { type: 'string', multiple: true },
+    'allow-unsigned': { type: 'boolean' },
   },
   positionals: [0, 0],
   async run(values: ParsedValues, _positionals: string[], io: CommandIo): Promise<number> {
     const flags: RawSettings & { config?: string } = {};
     for (const [flag, key] of Object.entries(FLAG_TO_SETTING)) if (typeof values[flag] === 'string') flags[key] = values[flag];
     if (typeof values.config === 'string') flags.config = values.config;
+    if (Array.isArray(values['trust-key'])) flags.trustKeys = values['trust-key'];
+    if (values['allow-unsigned'] === true) flags.allowUnsigned = true;
     // NestJS loads only when an agent runs, so other commands start fast.
     const { loadAgentConfig, startAgentApp } = await import('../../../agent/src/run.js');
     let config;
