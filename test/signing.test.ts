@@ -1,0 +1,249 @@
+/**
+ * Signed releases, end to end with real processes: the controller signs each release's
+ * manifest, agents verify it before downloading and check the whole artifact's SHA-256
+ * before publishing. Forged releases are delivered through a fake controller that speaks
+ * the real agent channel, each with an origin that would serve it, so an agent that did
+ * not check would download and publish it.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DesiredRelease, Holding } from '../libs/contracts/src/agent-channel.js';
+import type { ReleaseStatus, SigningKeyInfo } from '../libs/contracts/src/rest.js';
+import { createTorrent } from '../libs/metainfo/src/index.js';
+import { generateSigningKey, parsePublicKeys } from '../libs/signing/src/keys.js';
+import { decodeManifest, verifyManifest } from '../libs/signing/src/manifest.js';
+import { FakeController, makeSigner, signRelease, type TestSigner } from './helpers/agent-fake-controller.js';
+import { startAgentProcess, type AgentUnderTest } from './helpers/agent-process.js';
+import { startCli } from './helpers/cli.js';
+import { AGENT_TOKEN, API_TOKEN, authHeaders, startControllerProcess, type ControllerUnderTest } from './helpers/controller-process.js';
+import { CliProcesses, MIB, freePort, makeTempDir, removeDir, sha256OfFile, writeArtifact } from './helpers/swarm.js';
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+const entries = (p: string) => readdir(p).catch(() => [] as string[]);
+
+describe('signed releases through the product controller', () => {
+  let dir: string;
+  let ctl: ControllerUnderTest | undefined;
+  const agents: AgentUnderTest[] = [];
+  let artifact: string;
+  let artifactSha: string;
+
+  beforeAll(async () => {
+    dir = await makeTempDir('swarmship-signing-');
+    artifact = join(dir, 'app.bin');
+    await writeArtifact(artifact, 3 * MIB, 'signing-app');
+    artifactSha = await sha256OfFile(artifact);
+    ctl = await startControllerProcess(join(dir, 'controller'));
+    for (const name of ['node-a', 'node-b']) {
+      agents.push(await startAgentProcess({ name, dataDir: join(dir, name), controllerPort: ctl.channel.port, token: AGENT_TOKEN, trustKeys: [ctl.publicKeyFile] }));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.cli.stop()));
+    await ctl?.stop();
+    await removeDir(dir);
+  });
+
+  it('serves its public key to token holders only, the same key it wrote beside its data', async () => {
+    const res = await fetch(`${ctl!.api}/signing-key`, { headers: authHeaders() });
+    expect(res.status).toBe(200);
+    const info = (await res.json()) as SigningKeyInfo;
+    expect(info.algorithm).toBe('ed25519');
+    expect(info.publicKey).toBe(await readFile(ctl!.publicKeyFile, 'utf8'));
+    expect(info.keyId).toBe(parsePublicKeys(info.publicKey, 'api')[0]!.keyId);
+    expect((await fetch(`${ctl!.api}/signing-key`)).status).toBe(401);
+    const doc = (await (await fetch(`${ctl!.base}/api/docs-json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toContain('/api/v1/signing-key');
+    // The private key is the controller's alone.
+    expect((await stat(join(ctl!.dataDir, 'signing-key.pem'))).mode & 0o077).toBe(0);
+  });
+
+  it('signs a published release; every agent verifies it and the SHA-256 of what it publishes', async () => {
+    const publish = startCli(['publish', artifact, '--name', 'app', '--version', '1', '--wait', '--timeout', '60s', '--url', ctl!.base, '--token', API_TOKEN, '--json']);
+    expect(await publish.exited, publish.stderr()).toBe(0);
+    const status = (await (await fetch(`${ctl!.api}/releases/app/1`, { headers: authHeaders() })).json()) as ReleaseStatus;
+    expect(status.sha256).toBe(artifactSha);
+    expect(status.rollout).toMatchObject({ targeted: 2, complete: 2, failed: 0 });
+    for (const agent of agents) {
+      const published = await agent.cli.waitFor((e) => e.event === 'published' && e.release === 'app/1', 10_000);
+      expect(published.sha256).toBe(artifactSha);
+      expect(await sha256OfFile(join(agent.releaseDir('app', '1'), 'app.bin'))).toBe(artifactSha);
+    }
+    const record = JSON.parse(await readFile(join(ctl!.dataDir, 'releases', 'app', '1', 'release.json'), 'utf8')) as Record<string, string>;
+    const trusted = parsePublicKeys(await readFile(ctl!.publicKeyFile, 'utf8'), 'controller');
+    const { manifest } = verifyManifest(Buffer.from(record.manifest!, 'base64'), Buffer.from(record.signature!, 'base64'), trusted);
+    expect(manifest).toMatchObject({ name: 'app', version: '1', infoHash: status.infoHash, sha256: artifactSha, size: 3 * MIB, created: status.createdAt });
+  }, 90_000);
+
+  it('signs releases stored before signing at start-up, and re-signs all of them when its key is rotated', async () => {
+    const recordPath = join(ctl!.dataDir, 'releases', 'app', '1', 'release.json');
+    const oldKeyFile = join(dir, 'old.pub.pem');
+    await writeFile(oldKeyFile, await readFile(ctl!.publicKeyFile));
+    expect(await ctl!.stop()).toBe(0);
+    ctl = undefined;
+    // As a release written before releases were signed: no SHA-256, no manifest.
+    const { sha256: _sha, manifest: _m, signature: _s, signingKey: _k, ...legacy } = JSON.parse(await readFile(recordPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(recordPath, JSON.stringify(legacy, null, 2));
+
+    ctl = await startControllerProcess(join(dir, 'controller'));
+    const signedOnLoad = JSON.parse(await readFile(recordPath, 'utf8')) as Record<string, string>;
+    expect(signedOnLoad.sha256).toBe(artifactSha);
+    const oldKeys = parsePublicKeys(await readFile(oldKeyFile, 'utf8'), 'old');
+    expect(verifyManifest(Buffer.from(signedOnLoad.manifest!, 'base64'), Buffer.from(signedOnLoad.signature!, 'base64'), oldKeys).manifest.sha256).toBe(artifactSha);
+    expect(await ctl.stop()).toBe(0);
+    ctl = undefined;
+
+    // The operator rotates to a key of their own.
+    const next = generateSigningKey();
+    const nextKeyFile = join(dir, 'next-signing-key.pem');
+    await writeFile(nextKeyFile, next.privatePem, { mode: 0o600 });
+    ctl = await startControllerProcess(join(dir, 'controller'), ['--signing-key', nextKeyFile]);
+    expect(await readFile(ctl.publicKeyFile, 'utf8')).toBe(next.key.publicPem);
+    const rotated = JSON.parse(await readFile(recordPath, 'utf8')) as Record<string, string>;
+    expect(rotated.signingKey).toBe(next.key.keyId);
+    expect(decodeManifest(Buffer.from(rotated.manifest!, 'base64')).sha256).toBe(artifactSha);
+
+    // An agent that trusts only the old key refuses the re-signed release; one that trusts both takes it.
+    const stale = await startAgentProcess({ name: 'node-stale', dataDir: join(dir, 'node-stale'), controllerPort: ctl.channel.port, token: AGENT_TOKEN, trustKeys: [oldKeyFile] });
+    agents.push(stale);
+    const both = await startAgentProcess({ name: 'node-both', dataDir: join(dir, 'node-both'), controllerPort: ctl.channel.port, token: AGENT_TOKEN, trustKeys: [oldKeyFile, ctl.publicKeyFile] });
+    agents.push(both);
+    const refused = await stale.cli.waitFor((e) => e.event === 'release-refused' && e.release === 'app/1', 20_000);
+    expect(String(refused.error)).toContain(`it names key ${next.key.keyId}, which is not trusted here`);
+    await both.cli.waitFor((e) => e.event === 'published' && e.release === 'app/1', 30_000);
+    expect(await sha256OfFile(join(both.releaseDir('app', '1'), 'app.bin'))).toBe(artifactSha);
+    expect(await exists(stale.releaseDir('app', '1'))).toBe(false);
+    expect(await entries(join(stale.dataDir, 'staging', 'app'))).toEqual([]);
+  }, 120_000);
+});
+
+describe('forged releases delivered to an agent', () => {
+  const TOKEN = 'signing-test-agent-token';
+  const BYTES = 2 * MIB;
+  const procs = new CliProcesses();
+  let dir: string;
+  let trusted: TestSigner;
+  let stranger: TestSigner;
+  let controller: FakeController;
+  let agent: AgentUnderTest;
+  let good: string;
+  let evil: string;
+  /** A torrent of `evil` per case (distinct source tags), each seeded, so every forgery could be downloaded. */
+  const torrents = new Map<string, DesiredRelease>();
+
+  async function seeded(tag: string, announce: string): Promise<DesiredRelease> {
+    const { torrent, metainfo } = await createTorrent(evil, { pieceLength: 256 * 1024, announce: [announce], source: tag, creationDate: false });
+    const path = join(dir, `${tag}.torrent`);
+    await writeFile(path, torrent);
+    await procs.seeder(path, evil);
+    return { name: 'app', version: tag, infoHash: metainfo.infoHashHex, torrent: torrent.toString('base64') };
+  }
+
+  /** Serves only `d`, then waits for the agent to report it in a final state. */
+  async function deliver(d: DesiredRelease): Promise<Holding> {
+    controller.setDesired([d]);
+    return (await controller.waitForHolding(agent.name, d.name, d.version, (h) => h?.state === 'failed' || h?.state === 'complete', 30_000))!;
+  }
+
+  async function expectNothingPublished(version: string): Promise<void> {
+    expect(await exists(agent.releaseDir('app', version))).toBe(false);
+    expect(await entries(join(agent.dataDir, 'staging', 'app', version))).toEqual([]);
+  }
+
+  beforeAll(async () => {
+    dir = await makeTempDir('swarmship-forged-');
+    good = join(dir, 'good.bin');
+    evil = join(dir, 'evil.bin');
+    await writeArtifact(good, BYTES, 'signing-good');
+    await writeArtifact(evil, BYTES, 'signing-evil');
+    trusted = await makeSigner(dir, 'trusted');
+    stranger = await makeSigner(dir, 'stranger');
+    const { announce } = await procs.tracker();
+    for (const tag of ['swapped', 'stranger', 'tampered', 'wrong-sha', 'unsigned', 'genuine']) torrents.set(tag, await seeded(tag, announce));
+    controller = new FakeController(TOKEN, { origin: { host: '127.0.0.1', port: 1 }, announceUrl: announce, retireGraceSeconds: 0 });
+    await controller.start(await freePort('127.0.0.1'));
+    agent = await startAgentProcess({ name: 'node', dataDir: join(dir, 'node'), controllerPort: controller.port, token: TOKEN, trustKeys: [trusted.publicKeyFile] });
+  }, 90_000);
+
+  afterAll(async () => {
+    await agent?.cli.stop();
+    await procs.stopAll();
+    await controller?.close();
+    await removeDir(dir);
+  });
+
+  it('publishes a release signed by the trusted key (the forgeries below differ from it in one thing each)', async () => {
+    const d = await signRelease(torrents.get('genuine')!, evil, trusted);
+    const h = await deliver(d);
+    expect(h).toMatchObject({ state: 'complete', verifiedBytes: BYTES });
+    expect(await sha256OfFile(join(agent.releaseDir('app', 'genuine'), 'evil.bin'))).toBe(await sha256OfFile(evil));
+  });
+
+  it('refuses a release whose torrent was swapped for another, and downloads nothing', async () => {
+    // The manifest is genuine: signed for a torrent of good.bin. The torrent delivered is another one, seeded and ready.
+    const { metainfo } = await createTorrent(good, { pieceLength: 256 * 1024, source: 'swapped', creationDate: false });
+    const genuine = await signRelease({ ...torrents.get('swapped')!, infoHash: metainfo.infoHashHex }, good, trusted);
+    const forged = { ...genuine, infoHash: torrents.get('swapped')!.infoHash, torrent: torrents.get('swapped')!.torrent };
+    const h = await deliver(forged);
+    expect(h.state).toBe('failed');
+    expect(h.error).toMatch(new RegExp(`^refused: the torrent's info hash ${forged.infoHash} is not the signed manifest's ${metainfo.infoHashHex}; nothing downloaded$`));
+    expect(h.bytesFromOrigin + h.bytesFromPeers + h.verifiedBytes).toBe(0);
+    await expectNothingPublished('swapped');
+  });
+
+  it('refuses a release signed by a key it does not trust, naming both', async () => {
+    const h = await deliver(await signRelease(torrents.get('stranger')!, evil, stranger));
+    expect(h.state).toBe('failed');
+    expect(h.error).toBe(`refused: the release's manifest signature does not verify: it names key ${stranger.key.keyId}, which is not trusted here; trusted keys: ${trusted.key.keyId}; nothing downloaded`);
+    expect(h.bytesFromOrigin + h.bytesFromPeers).toBe(0);
+    await expectNothingPublished('stranger');
+  });
+
+  it('refuses a manifest changed after it was signed, and one with no signature at all', async () => {
+    const d = await signRelease(torrents.get('tampered')!, evil, trusted);
+    const other = await signRelease(torrents.get('tampered')!, evil, trusted, { created: '2031-01-01T00:00:00.000Z' });
+    const tampered = { ...d, manifest: other.manifest };
+    const h = await deliver(tampered);
+    expect(h.error).toMatch(/^refused: the release's manifest signature does not verify: trusted keys: /);
+    await expectNothingPublished('tampered');
+
+    const { manifest: _m, signature: _s, signingKey: _k, ...bare } = await signRelease(torrents.get('unsigned')!, evil, trusted);
+    const u = await deliver(bare);
+    expect(u.error).toMatch(/^refused: the controller sent no signed manifest for this release/);
+    expect(u.bytesFromOrigin + u.bytesFromPeers).toBe(0);
+    await expectNothingPublished('unsigned');
+  });
+
+  it('publishes nothing when every piece verifies but the artifact is not the one the manifest names (SHA-256)', async () => {
+    // Signed by the trusted key for this very torrent, but vouching for other bytes:
+    // what a SHA-1 collision in the pieces would look like.
+    const goodSha = await sha256OfFile(good);
+    const d = await signRelease(torrents.get('wrong-sha')!, evil, trusted, { sha256: goodSha });
+    const h = await deliver(d);
+    expect(h.state).toBe('failed');
+    const evilSha = createHash('sha256').update(await readFile(evil)).digest('hex');
+    expect(h.error).toBe(`refused: the downloaded artifact's SHA-256 ${evilSha} is not the signed manifest's ${goodSha}; nothing published, the download was discarded`);
+    // It was downloaded and every piece verified; then thrown away.
+    expect(h.bytesFromOrigin + h.bytesFromPeers).toBe(BYTES);
+    await expectNothingPublished('wrong-sha');
+    const refused = await agent.cli.waitFor((e) => e.event === 'release-refused' && e.release === 'app/wrong-sha', 5_000);
+    expect(refused.level).toBe('error');
+  });
+});
+
+describe('an agent without a trusted key', () => {
+  it('does not start, and says where to find the key', async () => {
+    const dir = await makeTempDir('swarmship-nokey-');
+    try {
+      const cli = startCli(['agent', '--controller', 'tcp://10.255.255.1:7071', '--data', join(dir, 'agent'), '--json'], { SWARMSHIP_TRUST_KEY: '', SWARMSHIP_ALLOW_UNSIGNED: '', SWARMSHIP_CONFIG: '' });
+      expect(await cli.exited).toBe(2);
+      expect(cli.stderr()).toMatch(/^swarmship agent: --trust-key: no key to verify releases with\. .*signing-key\.pub\.pem.*swarmship controller --print-public-key.*GET \/api\/v1\/signing-key/);
+      expect(await exists(join(dir, 'agent'))).toBe(false);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
