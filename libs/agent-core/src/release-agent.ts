@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentIdentity, AgentProgressReport, AgentSyncRequest, AgentSyncResponse, DesiredRelease, Holding, HoldingState } from '../../contracts/src/agent-channel.js';
 import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
@@ -15,7 +15,7 @@ import { parseTorrent } from '../../metainfo/src/parse.js';
 import { ManifestError, manifestMismatch, verifyManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
 import type { AgentConfig } from './config.js';
 import { AgentMetrics } from './metrics.js';
-import { ReleaseStore, safeElement } from './release-store.js';
+import { ReleaseStore, safeElement, UnsafePathError } from './release-store.js';
 import { extractTar, isTarball } from './tar.js';
 import { parseSyncResponse } from './sync-response.js';
 
@@ -154,7 +154,7 @@ export class ReleaseAgent {
       await this.store.init();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new Error(`data dir ${this.config.dataDir} (--data, SWARMSHIP_DATA) cannot be used: ${e.code ?? e.message}`);
+      throw new Error(`data dir ${this.config.dataDir} (--data, SWARMSHIP_DATA) cannot be used: ${err instanceof UnsafePathError ? e.message : (e.code ?? e.message)}`);
     }
     this.hashPool = new HashPool();
     const engine = new Engine({
@@ -402,7 +402,8 @@ export class ReleaseAgent {
             h.state = 'removing';
           }
         }
-        if (now >= h.removeAt && !h.task) this.startTask(h, () => this.remove(h, 'retired'));
+        // A removal that failed (a link where the release was) waits for its retry time.
+        if (now >= h.removeAt && !h.task && (h.retryAt === undefined || now >= h.retryAt)) this.startTask(h, () => this.remove(h, 'retired'));
       }
       this.pruneOldVersions(wanted);
     }
@@ -479,8 +480,7 @@ export class ReleaseAgent {
     h.error = undefined;
     h.startedAt = this.now();
     this.reportDirty = true;
-    const staging = this.store.stagingDir(h.name, h.version);
-    await mkdir(staging, { recursive: true });
+    const staging = await this.store.prepareStaging(h.name, h.version, [UNPACK_DIR]);
     const needed = metainfo.length - (await allocatedBytes(staging));
     const free = await this.store.freeBytes();
     if (needed > free) throw Object.assign(new Error(`no space left on device: ${needed} bytes needed, ${free} free`), { code: 'ENOSPC' });

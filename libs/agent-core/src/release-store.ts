@@ -1,10 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** A name or version as a single safe path element. */
 export function safeElement(text: string): boolean {
   return /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/.test(text) && text !== '.' && text !== '..';
+}
+
+/**
+ * A symbolic link, or something else that is not a directory, where the agent would
+ * write or delete. It never goes through one: whatever it points to is outside what the
+ * agent owns, even when the link itself sits inside its data dir.
+ */
+export class UnsafePathError extends Error {
+  override name = 'UnsafePathError';
+  readonly code = 'EUNSAFEPATH';
 }
 
 export interface StoredTorrent {
@@ -35,15 +45,63 @@ export class ReleaseStore {
   }
 
   async init(): Promise<void> {
-    for (const d of ['torrents', 'staging', 'releases', 'trash']) await mkdir(join(this.dataDir, d), { recursive: true });
-    // Whatever was being deleted when we stopped.
+    await mkdir(this.dataDir, { recursive: true });
+    for (const d of ['torrents', 'staging', 'releases']) await this.realDir(d);
+    // Whatever was being deleted when we stopped (a link here is removed, not followed).
     await rm(join(this.dataDir, 'trash'), { recursive: true, force: true });
-    await mkdir(join(this.dataDir, 'trash'));
+    await this.realDir('trash');
+  }
+
+  /**
+   * `<data>/<parts…>` as real directories, made where missing. The data dir itself may be
+   * a link (a volume mounted elsewhere); below it, a link or a file on the way is refused.
+   */
+  async realDir(...parts: string[]): Promise<string> {
+    let dir = this.dataDir;
+    for (const part of parts) {
+      dir = join(dir, part);
+      let s = await lstatOrUndefined(dir);
+      if (!s) {
+        await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
+        s = await lstat(dir);
+      }
+      if (!s.isDirectory()) throw notADirectory(dir, s.isSymbolicLink());
+    }
+    return dir;
+  }
+
+  /** Whether `<data>/<parts…>` exists as real directories all the way; refuses a link on the way. */
+  private async realDirExists(...parts: string[]): Promise<boolean> {
+    let dir = this.dataDir;
+    for (const part of parts) {
+      dir = join(dir, part);
+      const s = await lstatOrUndefined(dir);
+      if (!s) return false;
+      if (!s.isDirectory()) throw notADirectory(dir, s.isSymbolicLink());
+    }
+    return true;
+  }
+
+  /**
+   * The staging dir of a release, ready to download into: real directories down to it,
+   * and no link anywhere inside (a resumed download would write through one); the
+   * `scratch` entries in it are removed first.
+   */
+  async prepareStaging(name: string, version: string, scratch: string[] = []): Promise<string> {
+    const dir = await this.realDir('staging', name, version);
+    // Made by an earlier attempt and made again from scratch (an unpacking cut short has
+    // links of its own); rm takes a link away, never what it points to.
+    for (const entry of scratch) await rm(join(dir, entry), { recursive: true, force: true });
+    const link = await findLink(dir);
+    if (link) throw new UnsafePathError(`${link} is a symbolic link in the staging dir of ${name}@${version}; the agent does not write through links. Remove it and the download resumes`);
+    return dir;
   }
 
   async saveTorrent(t: StoredTorrent): Promise<void> {
     const path = this.torrentPath(t.name, t.version);
-    await mkdir(dirname(path), { recursive: true });
+    await this.realDir('torrents', t.name);
     await writeFileDurably(path, t.torrent);
     await writeFileDurably(`${path.slice(0, -'.torrent'.length)}.json`, Buffer.from(JSON.stringify({ unpack: t.unpack })));
   }
@@ -65,8 +123,9 @@ export class ReleaseStore {
     return out;
   }
 
+  /** A published copy is a real directory: a link at its place is not one (and is not followed). */
   async isPublished(name: string, version: string): Promise<{ at: number } | undefined> {
-    const s = await stat(this.releaseDir(name, version)).catch(() => undefined);
+    const s = await lstatOrUndefined(this.releaseDir(name, version));
     return s?.isDirectory() ? { at: s.ctimeMs } : undefined;
   }
 
@@ -77,8 +136,11 @@ export class ReleaseStore {
   async publish(name: string, version: string): Promise<string> {
     const from = this.stagingDir(name, version);
     const to = this.releaseDir(name, version);
+    if (!(await this.realDirExists('staging', name, version))) throw new Error(`${from} is gone`);
     await syncTree(from);
-    await mkdir(dirname(to), { recursive: true });
+    await this.realDir('releases', name);
+    const there = await lstatOrUndefined(to);
+    if (there) throw new UnsafePathError(`${to} exists already as ${there.isSymbolicLink() ? 'a symbolic link' : 'something the agent did not publish'}; not replaced`);
     await rename(from, to);
     await syncDir(dirname(to));
     await syncDir(dirname(from));
@@ -86,16 +148,19 @@ export class ReleaseStore {
   }
 
   async removeStaging(name: string, version: string): Promise<void> {
-    await this.removeDir(this.stagingDir(name, version));
+    if (await this.realDirExists('staging', name)) await this.removeDir(this.stagingDir(name, version));
   }
 
   /** Takes the published copy and its torrent away: out of sight by rename first, then deleted. */
   async removeRelease(name: string, version: string): Promise<void> {
-    await this.removeDir(this.releaseDir(name, version));
-    await this.removeDir(this.stagingDir(name, version));
+    // Only through real directories: behind a link lies what is not ours to delete.
+    if (await this.realDirExists('releases', name)) await this.removeDir(this.releaseDir(name, version));
+    if (await this.realDirExists('staging', name)) await this.removeDir(this.stagingDir(name, version));
     const t = this.torrentPath(name, version);
-    await rm(t, { force: true });
-    await rm(`${t.slice(0, -'.torrent'.length)}.json`, { force: true });
+    if (await this.realDirExists('torrents', name)) {
+      await rm(t, { force: true });
+      await rm(`${t.slice(0, -'.torrent'.length)}.json`, { force: true });
+    }
     // The artifact's own dirs go with its last version (rmdir fails on a non-empty one).
     for (const d of [dirname(this.releaseDir(name, version)), dirname(this.stagingDir(name, version)), dirname(t)]) await rmdir(d).catch(() => undefined);
   }
@@ -117,6 +182,32 @@ export class ReleaseStore {
     const s = await statfs(this.dataDir);
     return s.bavail * s.bsize;
   }
+}
+
+async function lstatOrUndefined(path: string): Promise<import('node:fs').Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function notADirectory(path: string, link: boolean): UnsafePathError {
+  return new UnsafePathError(link ? `${path} is a symbolic link; the agent does not write or delete through links in its data dir` : `${path} is not a directory`);
+}
+
+/** The first symbolic link below `dir` (depth first), if any. */
+async function findLink(dir: string): Promise<string | undefined> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isSymbolicLink()) return p;
+    if (entry.isDirectory()) {
+      const found = await findLink(p);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 async function writeFileDurably(path: string, data: Buffer): Promise<void> {
