@@ -18,8 +18,9 @@ export function isTarball(fileName: string): boolean {
 /**
  * Unpacks a .tar or .tar.gz into `target`, streaming (no whole-archive buffer).
  * Regular files, directories and symbolic links whose target stays inside; an entry
- * whose path or link escapes `target` (absolute, `..`), a hard link or a device is
- * refused and the unpacking stops with a TarError naming it.
+ * whose path or link escapes `target` (absolute, `..`), a link whose target climbs after
+ * a name (`x/..`), anything written through a link, a hard link or a device is refused
+ * and the unpacking stops with a TarError naming it.
  */
 export async function extractTar(archive: string, target: string): Promise<{ files: number; bytes: number }> {
   const root = resolve(target);
@@ -174,6 +175,12 @@ class TarReader {
         return;
       case '2': {
         if (isAbsolute(linkName)) throw new TarError(`${path}: symbolic link to an absolute path (${linkName}) is refused`);
+        // '..' only at the start: it then climbs real directories from the link's own. After
+        // a name it would climb from wherever that name points, and a later entry can make
+        // the name a link (a -> b/.., then b -> .): checked alone, each stays inside.
+        const steps = linkName.split('/').filter((p) => p !== '' && p !== '.');
+        const down = steps.findIndex((p) => p !== '..');
+        if (down >= 0 && steps.slice(down).includes('..')) throw new TarError(`${path} -> ${linkName}: a link target that climbs ('..') after a name is refused`);
         this.inside(join(dirname(path), linkName), `${path} -> ${linkName}`);
         this.notThroughLinks(`${dirname(path)}/${linkName}`, `${path} -> ${linkName}`);
         await mkdir(dirname(dest), { recursive: true });
