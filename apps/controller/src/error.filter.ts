@@ -25,6 +25,30 @@ export function statusOf(code: ControllerErrorCode): { status: number; error: st
   }
 }
 
+/** How long the rest of a refused upload is read before the connection is cut anyway... */
+const DRAIN_LIMIT_MS = 30_000;
+/** ...or once the client has sent nothing for this long (it stalled, or it is gone). */
+const DRAIN_IDLE_MS = 2_000;
+
+/** Reads and drops what is left of `req`'s body, for DRAIN_LIMIT_MS at most; a stalled client is cut after DRAIN_IDLE_MS. */
+function drainRequest(req: IncomingMessage): void {
+  const socket = req.socket;
+  const cut = () => socket.destroy();
+  const limit = setTimeout(cut, DRAIN_LIMIT_MS);
+  let idle = setTimeout(cut, DRAIN_IDLE_MS);
+  const stop = () => {
+    clearTimeout(limit);
+    clearTimeout(idle);
+  };
+  req.once('end', stop);
+  req.once('close', stop);
+  req.on('data', () => {
+    clearTimeout(idle);
+    idle = setTimeout(cut, DRAIN_IDLE_MS);
+  });
+  req.resume();
+}
+
 function assertUnreachable(x: never): never {
   throw new Error(`unmapped error code ${String(x)}`);
 }
@@ -57,9 +81,11 @@ export class ApiErrorFilter implements ExceptionFilter {
       res.destroy();
       return;
     }
-    // A refusal sent before the upload was read (409, 507) must not leave the rest of the
-    // body to be parsed as the next request: close the connection after the answer.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    // A refusal sent before the upload was read in full (409, 507): the answer goes out
+    // now and the rest of the body is read and dropped (as body, never as a next request).
+    // Closing at once would not do: the client, still sending, gets a reset, and its TCP
+    // stack throws our answer away with it, so it reports EPIPE instead of the reason.
+    if (!req.complete) drainRequest(req);
     const text = JSON.stringify(body);
     res.statusCode = body.statusCode;
     res.setHeader('Content-Type', 'application/json; charset=utf-8');

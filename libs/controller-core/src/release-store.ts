@@ -70,6 +70,11 @@ export interface ReleaseStoreOptions {
   now?: () => number;
 }
 
+interface Reservation {
+  bytes: number;
+  written: () => number;
+}
+
 /** Bytes kept free beyond an upload's own size: the torrent, the record, the filesystem's own needs. */
 const SPACE_MARGIN_BYTES = 16 * 1024 * 1024;
 const RECORD_FILE = 'release.json';
@@ -87,6 +92,8 @@ export class ReleaseStore {
   private readonly releases = new Map<string, Release>();
   /** name@version being published right now: a second publish of the same is a conflict, not a race. */
   private readonly inFlight = new Set<string>();
+  /** Room promised to uploads under way: what each declared, less what it has written. */
+  private readonly reservations = new Set<Reservation>();
   private readonly now: () => number;
 
   constructor(private readonly options: ReleaseStoreOptions) {
@@ -212,37 +219,47 @@ export class ReleaseStore {
    * (by default the artifact's declared size) does not fit; a disk that fills up mid-stream is a 'no-space' error too.
    */
   async publishStream(fields: PublishFields, fileName: string, body: Readable, declaredBytes: number | undefined, spaceNeeded = declaredBytes): Promise<Release> {
-    return this.publish(fields, async (stagingDir) => {
-      if (spaceNeeded !== undefined) await this.ensureSpace(spaceNeeded);
-      const contentDir = join(stagingDir, CONTENT_DIR);
-      await mkdir(contentDir);
-      const path = join(contentDir, fileName);
-      // Hashed on the way to disk: the artifact is never read twice.
-      const hash = createHash('sha256');
-      try {
-        await pipeline(
-          body,
-          async function* (source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              hash.update(chunk);
-              yield chunk;
-            }
-          },
-          createWriteStream(path, { flags: 'wx' }),
-        );
-        const fh = await open(path, 'r');
-        await fh.sync().finally(() => fh.close());
-      } catch (err) {
-        if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} filled up during the upload`, err);
-        if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error).message === 'aborted') {
-          throw badRequest('body', 'the upload was cut off before its end');
+    let reservation: Reservation | undefined;
+    try {
+      return await this.publish(fields, async (stagingDir) => {
+        if (spaceNeeded !== undefined) reservation = await this.reserveSpace(spaceNeeded);
+        const contentDir = join(stagingDir, CONTENT_DIR);
+        await mkdir(contentDir);
+        const path = join(contentDir, fileName);
+        // Hashed on the way to disk: the artifact is never read twice.
+        const hash = createHash('sha256');
+        const sink = createWriteStream(path, { flags: 'wx' });
+        if (reservation) reservation.written = () => sink.bytesWritten;
+        try {
+          await pipeline(
+            // A failed write must not destroy the request: its socket would go with it, and
+            // the client, still sending, would see a reset instead of the answer (507).
+            body.iterator({ destroyOnReturn: false }),
+            async function* (source: AsyncIterable<Buffer>) {
+              for await (const chunk of source) {
+                hash.update(chunk);
+                yield chunk;
+              }
+            },
+            sink,
+          );
+          const fh = await open(path, 'r');
+          await fh.sync().finally(() => fh.close());
+        } catch (err) {
+          if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} filled up during the upload`, err);
+          if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error).message === 'aborted') {
+            throw badRequest('body', 'the upload was cut off before its end');
+          }
+          throw err;
         }
-        throw err;
-      }
-      const size = (await stat(path)).size;
-      if (declaredBytes !== undefined && size !== declaredBytes) throw badRequest('body', `received ${size} bytes, Content-Length said ${declaredBytes}`);
-      return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', sha256: hash.digest('hex') };
-    });
+        const size = (await stat(path)).size;
+        if (declaredBytes !== undefined && size !== declaredBytes) throw badRequest('body', `received ${size} bytes, Content-Length said ${declaredBytes}`);
+        return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', sha256: hash.digest('hex') };
+      });
+    } finally {
+      // Written and registered, or removed with its staging dir: either way the disk says it now.
+      if (reservation) this.reservations.delete(reservation);
+    }
   }
 
   /** Publishes a file or directory already on this volume, in place (it is hashed, not copied). */
@@ -335,11 +352,24 @@ export class ReleaseStore {
     }
   }
 
-  private async ensureSpace(bytes: number): Promise<void> {
+  /**
+   * Refuses an upload of `bytes` that would not fit beside the uploads already under way,
+   * else holds room for it until it is stored or given up: two uploads that each fit but
+   * not together used to both start, fill the disk, and both fail.
+   */
+  private async reserveSpace(bytes: number): Promise<Reservation> {
     const free = await this.freeBytes();
-    if (bytes + SPACE_MARGIN_BYTES > free) {
-      throw noSpace(`the upload is ${bytes} bytes but only ${Math.max(0, free - SPACE_MARGIN_BYTES)} bytes are free for releases on the controller`);
+    // No await from here on: the check and the reservation happen as one step.
+    let promised = 0;
+    for (const r of this.reservations) promised += Math.max(0, r.bytes - r.written());
+    const available = Math.max(0, free - SPACE_MARGIN_BYTES - promised);
+    if (bytes > available) {
+      const others = promised > 0 ? ` (${promised} more are promised to uploads under way)` : '';
+      throw noSpace(`the upload is ${bytes} bytes but only ${available} bytes are free for releases on the controller${others}`);
     }
+    const reservation: Reservation = { bytes, written: () => 0 };
+    this.reservations.add(reservation);
+    return reservation;
   }
 
   /** Marks a release retired (idempotent). Its files stay until it is deleted. */
