@@ -101,14 +101,23 @@ export class Uploader {
         return;
       }
       if (!this.o.gate.takeSync(r.length)) {
-        peer.cancelRateWait = this.o.gate.take(r.length, () => {
+        // While the block waits for the rate, other peers' reads may evict this piece and
+        // reuse its memory: it stays pinned until the block has left or the wait is withdrawn.
+        const unpin = this.cache.pin(r.index);
+        const withdraw = this.o.gate.take(r.length, () => {
           peer.cancelRateWait = undefined;
-          this.sendBlock(peer, piece);
+          // A cancel or a choke may have changed the queue meanwhile: send only what is still asked.
+          if (peer.peekIncoming() === r) this.sendBlock(peer, piece, unpin);
+          else unpin();
           this.serve(peer);
         });
+        peer.cancelRateWait = () => {
+          withdraw();
+          unpin();
+        };
         return;
       }
-      this.sendBlock(peer, piece);
+      this.sendBlock(peer, piece, this.cache.pin(r.index));
     }
   }
 
@@ -125,11 +134,11 @@ export class Uploader {
     }
   }
 
-  private sendBlock(peer: Peer, piece: Buffer): void {
+  /** Sends the request at the head of the queue from `piece`, pinned by `unpin` until the block has left. */
+  private sendBlock(peer: Peer, piece: Buffer, unpin: () => void): void {
     const r = peer.nextIncoming();
-    if (!r || peer.amChoking) return;
+    if (!r || peer.amChoking || peer.conn.closed) return unpin();
     const block = piece.subarray(r.begin, r.begin + r.length);
-    const unpin = this.cache.pin(r.index);
     if (!peer.flushWatch && peer.conn.queuedBytes >= SEND_LOW_WATER) {
       // When this block reaches the kernel, the queue is about SEND_LOW_WATER shorter:
       // time to queue more, well before it runs dry.
