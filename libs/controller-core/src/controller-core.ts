@@ -275,7 +275,8 @@ export class ControllerCore {
 const FORM_FIELDS = new Set(['name', 'version', 'selector', 'metadata', 'unpack', 'filename']);
 const MAX_FORM_FIELD_BYTES = 64 * 1024;
 
-function parsePublishFields(raw: RawPublishFields): PublishFields {
+/** The release fields of a publish, checked; exported for the REST fuzz target (test/fuzz). */
+export function parsePublishFields(raw: RawPublishFields): PublishFields {
   const unpack = raw.unpack;
   if (unpack !== undefined && unpack !== true && unpack !== false && unpack !== 'true' && unpack !== 'false') throw badRequest('unpack', 'must be true or false');
   return {
