@@ -13,6 +13,7 @@ const FIELD_HEADER = 'x-swarmship-';
 @ApiTags('releases')
 @ApiBearerAuth()
 @ApiResponse({ status: 401, description: 'No bearer token, or a wrong one.', schema: apiErrorSchema })
+@ApiResponse({ status: 503, description: 'The controller is starting and has not loaded its stored releases yet; retry after Retry-After seconds.', schema: apiErrorSchema })
 @Controller('releases')
 export class ReleasesController {
   constructor(@Inject(CORE) private readonly core: ControllerCore) {}

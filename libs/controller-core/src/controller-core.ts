@@ -12,7 +12,7 @@ import type { Logger } from './logger.js';
 import { OriginSeeder } from './origin.js';
 import { ReleaseStore, type PublishFields, type Release } from './release-store.js';
 import { releaseStatus } from './rollout.js';
-import { badRequest } from './errors.js';
+import { badRequest, ControllerError } from './errors.js';
 import { MultipartReader, multipartBoundary } from './multipart.js';
 import { openSigningKey, type ControllerSigningKey } from './signing-key.js';
 
@@ -43,6 +43,10 @@ export class ControllerCore {
   private readonly hashPool = new HashPool();
   private httpPort = 0;
   private started = false;
+  /** The stored releases are loaded: the API may answer from the store. */
+  private loaded = false;
+  /** name@version of publishes under way, from their first byte to seeding. */
+  private readonly publishing = new Set<string>();
 
   constructor(
     readonly config: ControllerConfig,
@@ -68,6 +72,15 @@ export class ControllerCore {
     return this.started;
   }
 
+  /**
+   * Before the stored releases are loaded the store knows none of them: a publish could
+   * collide with one on disk, a list would be empty, a retire would miss. The API answers
+   * 'unavailable' (503, Retry-After) until then.
+   */
+  private assertLoaded(): void {
+    if (!this.loaded) throw new ControllerError('unavailable', 'the controller is starting: its stored releases are still being loaded; retry in a moment');
+  }
+
   get announceUrl(): string {
     return `${this.publicBaseUrl}/announce`;
   }
@@ -89,6 +102,7 @@ export class ControllerCore {
       if (release.record.retiredAt !== undefined) continue;
       await this.goLive(release);
     }
+    this.loaded = true;
     this.started = true;
     this.log.info('releases loaded', { live: this.store.live().length, retired: loaded.length - this.store.live().length });
   }
@@ -104,10 +118,10 @@ export class ControllerCore {
   }
 
   async publishStream(raw: RawPublishFields, fileName: unknown, body: Readable, declaredBytes: number | undefined): Promise<ReleaseStatus> {
+    this.assertLoaded();
     const fields = parsePublishFields(raw);
     const name = parseFileName(fileName ?? 'artifact', 'filename');
-    const release = await this.store.publishStream(fields, name, body, declaredBytes);
-    return this.published(release);
+    return this.publishOnce(fields, () => this.store.publishStream(fields, name, body, declaredBytes));
   }
 
   /**
@@ -115,6 +129,7 @@ export class ControllerCore {
    * before the file part, whose bytes are streamed to disk like a plain upload.
    */
   async publishMultipart(raw: RawPublishFields & { filename?: unknown }, body: AsyncIterable<Buffer>, contentType: string, contentLength: number | undefined): Promise<ReleaseStatus> {
+    this.assertLoaded();
     const reader = new MultipartReader(body[Symbol.asyncIterator](), multipartBoundary(contentType));
     const fields: Record<string, unknown> = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
     let file;
@@ -133,18 +148,37 @@ export class ControllerCore {
     const given = fields['filename'] ?? file.filename?.split(/[/\\]/).pop() ?? 'artifact';
     const fileName = parseFileName(given === '' ? 'artifact' : given, 'filename');
     // The multipart framing makes Content-Length a little more than the file: a safe bound for the space check.
-    const release = await this.store.publishStream(publish, fileName, Readable.from(reader.body()), undefined, contentLength);
-    while (await reader.nextPart().catch(() => null)) {
-      // Parts after the file are not ours; read past them so the connection stays usable.
-    }
-    return this.published(release);
+    return this.publishOnce(publish, async () => {
+      const release = await this.store.publishStream(publish, fileName, Readable.from(reader.body()), undefined, contentLength);
+      while (await reader.nextPart().catch(() => null)) {
+        // Parts after the file are not ours; read past them so the connection stays usable.
+      }
+      return release;
+    });
   }
 
   async publishPath(raw: RawPublishFields, path: unknown): Promise<ReleaseStatus> {
+    this.assertLoaded();
     const fields = parsePublishFields(raw);
     if (typeof path !== 'string' || path === '') throw badRequest('path', 'is required');
-    const release = await this.store.publishPath(fields, path);
-    return this.published(release);
+    return this.publishOnce(fields, () => this.store.publishPath(fields, path));
+  }
+
+  /**
+   * One publish of name@version from its first byte until it is listed with the tracker
+   * and seeded. A retire of the same release meanwhile is refused: the store registers a
+   * release before it goes live, and a retire between the two left it retired on disk
+   * yet allowed by the tracker and seeded by the origin.
+   */
+  private async publishOnce(fields: PublishFields, store: () => Promise<Release>): Promise<ReleaseStatus> {
+    const k = `${fields.name}@${fields.version}`;
+    if (this.publishing.has(k)) throw new ControllerError('conflict', `release ${k} is being published right now`);
+    this.publishing.add(k);
+    try {
+      return await this.published(await store());
+    } finally {
+      this.publishing.delete(k);
+    }
   }
 
   private async published(release: Release): Promise<ReleaseStatus> {
@@ -155,6 +189,10 @@ export class ControllerCore {
   }
 
   async retire(name: string, version: string): Promise<ReleaseStatus> {
+    this.assertLoaded();
+    if (this.publishing.has(`${name}@${version}`)) {
+      throw new ControllerError('conflict', `release ${name}@${version} is being published right now; retire it once its publish has answered`);
+    }
     const before = this.store.get(name, version);
     const wasLive = before.record.retiredAt === undefined;
     const release = await this.store.retire(name, version);
@@ -168,10 +206,12 @@ export class ControllerCore {
   }
 
   list(): ReleaseStatus[] {
+    this.assertLoaded();
     return this.store.list().map((r) => this.statusOf(r));
   }
 
   status(name: string, version: string): ReleaseStatus {
+    this.assertLoaded();
     return this.statusOf(this.store.get(name, version));
   }
 
@@ -181,6 +221,7 @@ export class ControllerCore {
   }
 
   torrent(name: string, version: string): { fileName: string; torrent: Buffer } {
+    this.assertLoaded();
     const release = this.store.get(name, version);
     return { fileName: `${name}-${version}.torrent`, torrent: release.torrent };
   }
