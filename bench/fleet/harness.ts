@@ -40,6 +40,8 @@ export interface FleetOptions {
 export interface ProcessStats {
   label: string;
   cpuSeconds: number;
+  /** The kernel's part of cpuSeconds. */
+  sysSeconds: number;
   peakRssAnonMiB: number;
   vmHwmMiB: number;
 }
@@ -53,6 +55,7 @@ export interface HostStats {
   verified: boolean | null;
   /** Every process of this host together: CPU from the start to the end of the scenario. */
   cpuSeconds: number;
+  sysSeconds: number;
   /** The largest of this host's processes. */
   peakRssAnonMiB: number;
   vmHwmMiB: number;
@@ -171,6 +174,7 @@ interface Running {
   child: Child;
   sampler: Sampler;
   cpuAtStart: number;
+  sysAtStart: number;
 }
 
 async function runScenario(
@@ -195,7 +199,7 @@ async function runScenario(
       const argv = extraEnv ? ['env', ...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`), command, ...args] : [command, ...args];
       const child = new Child(`${label} (${host.name})`, 'ip', net.execArgs(host, argv[0]!, argv.slice(1)));
       const sampler = new Sampler(child.pid, 100);
-      running.push({ host, child, sampler, cpuAtStart: started ? 0 : NaN });
+      running.push({ host, child, sampler, cpuAtStart: started ? 0 : NaN, sysAtStart: started ? 0 : NaN });
       return child;
     },
     log: (m) => env.log(`  ${m}`),
@@ -217,6 +221,7 @@ async function runScenario(
     for (const r of running) {
       r.sampler.sample();
       r.cpuAtStart = r.sampler.lastCpu;
+      r.sysAtStart = r.sampler.lastSys;
     }
     before = net.counters();
     cpuBefore = hostCpu();
@@ -273,6 +278,7 @@ async function runScenario(
       .map((r) => ({
         label: r.child.label,
         cpuSeconds: r.sampler.lastCpu - (Number.isNaN(r.cpuAtStart) ? 0 : r.cpuAtStart),
+        sysSeconds: r.sampler.lastSys - (Number.isNaN(r.sysAtStart) ? 0 : r.sysAtStart),
         peakRssAnonMiB: r.sampler.peakRssAnon / MIB,
         vmHwmMiB: r.sampler.peakVmHwm / MIB,
       }));
@@ -284,6 +290,7 @@ async function runScenario(
       completedSeconds: copy ? seconds(copy.at) : null,
       verified: h.role === 'node' ? (verified.get(h.name) ?? false) : null,
       cpuSeconds: procs.reduce((s, p) => s + p.cpuSeconds, 0),
+      sysSeconds: procs.reduce((s, p) => s + p.sysSeconds, 0),
       peakRssAnonMiB: Math.max(0, ...procs.map((p) => p.peakRssAnonMiB)),
       vmHwmMiB: Math.max(0, ...procs.map((p) => p.vmHwmMiB)),
       txBytes: delta(h.name, 'tx'),

@@ -32,8 +32,10 @@ const f1 = (x: number | null | undefined) => (x === null || x === undefined || !
 const f2 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(2));
 
 function nodeCpu(r: ScenarioResult): string {
-  const cpus = r.hosts.filter((h) => h.role === 'node').map((h) => h.cpuSeconds);
-  return cpus.length ? `${f1(median(cpus))} / ${f1(Math.max(...cpus))}` : '—';
+  const nodes = r.hosts.filter((h) => h.role === 'node');
+  const cpus = nodes.map((h) => h.cpuSeconds);
+  const sys = nodes.reduce((s, h) => s + h.sysSeconds, 0) / Math.max(1e-9, cpus.reduce((s, c) => s + c, 0));
+  return cpus.length ? `${f1(median(cpus))} / ${f1(Math.max(...cpus))} (${(sys * 100).toFixed(0)} % sys)` : '—';
 }
 
 function nodeRss(r: ScenarioResult): string {
@@ -55,7 +57,7 @@ const HEADER = [
   'done s',
   'origin sent / S',
   'links / N·S',
-  'node CPU s med/max',
+  'node CPU s med/max (sys share)',
   'node peak MiB anon/HWM',
   'origin CPU s',
   'origin MiB anon',

@@ -25,6 +25,12 @@ function clockTicks(): number {
  * thread's time, which matters for worker threads and libtorrent's disk threads.
  */
 export function cpuSeconds(pid: number): number | undefined {
+  const t = cpuTimes(pid);
+  return t && t.user + t.sys;
+}
+
+/** User and kernel time of the whole thread group, seconds; the kernel's share is where socket and page-cache copies go. */
+export function cpuTimes(pid: number): { user: number; sys: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -36,7 +42,7 @@ export function cpuSeconds(pid: number): number | undefined {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
-  return (utime + stime) / clockTicks();
+  return { user: utime / clockTicks(), sys: stime / clockTicks() };
 }
 
 export interface Memory {
@@ -72,6 +78,7 @@ export class Sampler {
   peakRssAnon = 0;
   peakVmHwm = 0;
   lastCpu = 0;
+  lastSys = 0;
   private timer: NodeJS.Timeout;
 
   constructor(
@@ -89,8 +96,11 @@ export class Sampler {
       this.peakRssAnon = Math.max(this.peakRssAnon, m.rssAnon);
       this.peakVmHwm = Math.max(this.peakVmHwm, m.vmHwm);
     }
-    const cpu = cpuSeconds(this.pid);
-    if (cpu !== undefined) this.lastCpu = cpu;
+    const cpu = cpuTimes(this.pid);
+    if (cpu !== undefined) {
+      this.lastCpu = cpu.user + cpu.sys;
+      this.lastSys = cpu.sys;
+    }
   }
 
   stop(): void {

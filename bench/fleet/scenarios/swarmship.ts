@@ -14,6 +14,15 @@ const API_PORT = 7070;
 const AGENT_PORT = 7071;
 const PEER_PORT = 6881;
 
+/**
+ * Extra node options for every agent, e.g. FLEET_AGENT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'
+ * (node refuses --cpu-prof in NODE_OPTIONS); `{node}` becomes the host's name.
+ */
+function agentNodeArgs(host: string): string[] {
+  const raw = process.env.FLEET_AGENT_NODE_ARGS?.trim();
+  return raw ? raw.split(/\s+/).map((a) => a.replaceAll('{node}', host)) : [];
+}
+
 export function swarmshipFleet(): Scenario {
   const apiToken = randomBytes(16).toString('hex');
   const agentToken = randomBytes(16).toString('hex');
@@ -43,7 +52,7 @@ export function swarmshipFleet(): Scenario {
           node,
           `agent ${node.name}`,
           process.execPath,
-          [ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
+          [...agentNodeArgs(node.name), ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
           env,
         );
         agents.set(node.name, agent);
