@@ -98,6 +98,7 @@ export const agentSummarySchema: SchemaObject = {
     diskFreeBytes: { type: 'integer' },
     version: { type: 'string' },
     lastSeen: { type: 'string', format: 'date-time' },
+    state: { type: 'string', enum: ['active', 'lost'], description: 'lost: silent past the agent timeout; forgotten after the forget time.' },
     releases: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, state: { type: 'string' } } } },
   },
 };

@@ -48,6 +48,11 @@ export interface AgentSummary {
   diskFreeBytes: number;
   version: string;
   lastSeen: string;
+  /**
+   * `lost`: silent for longer than the controller's agent timeout; not counted in
+   * rollouts, and forgotten (gone from the list) after the longer forget time.
+   */
+  state: 'active' | 'lost';
   releases: { name: string; version: string; state: string }[];
 }
 

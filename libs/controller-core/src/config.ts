@@ -25,8 +25,10 @@ export interface ControllerConfig {
   superSeed: boolean;
   /** Seconds a retired release stays on agents before they delete it. */
   retireGraceSeconds: number;
-  /** An agent not heard from for this long no longer counts towards a rollout. */
+  /** An agent not heard from for this long is lost: it no longer counts towards a rollout. */
   agentTimeoutSeconds: number;
+  /** A lost agent not heard from for this long is forgotten: gone from the agent list. */
+  agentForgetSeconds: number;
   /** Paths a JSON publish may name: the path must lie under one of these. */
   pathRoots: string[];
   /** An HTTP client must send a request's headers within this many seconds. */
@@ -80,7 +82,10 @@ const SETTINGS = [
   { key: 'originUploadLimit', flag: 'origin-upload-limit', env: 'SWARMSHIP_ORIGIN_UPLOAD_LIMIT', parse: byteRate, fallback: () => Infinity },
   { key: 'superSeed', flag: 'super-seed', env: 'SWARMSHIP_SUPER_SEED', parse: bool, fallback: () => true },
   { key: 'retireGraceSeconds', flag: 'retire-grace', env: 'SWARMSHIP_RETIRE_GRACE', parse: (t: string, w: string) => wholeNumber(t, w, 0, 30 * 86_400), fallback: () => 600 },
-  { key: 'agentTimeoutSeconds', flag: 'agent-timeout', env: 'SWARMSHIP_AGENT_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 30, 86_400), fallback: () => 120 },
+  // An agent waiting on a held sync counts as seen, so a timeout under the 25 s a sync is
+  // held does not make live agents flap; a few seconds still allow for a slow round trip.
+  { key: 'agentTimeoutSeconds', flag: 'agent-timeout', env: 'SWARMSHIP_AGENT_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 2, 86_400), fallback: () => 120 },
+  { key: 'agentForgetSeconds', flag: 'agent-forget', env: 'SWARMSHIP_AGENT_FORGET', parse: (t: string, w: string) => wholeNumber(t, w, 3, 30 * 86_400), fallback: () => 3600 },
   // Off unless named: with '/' anyone holding the API token could publish, and so fetch
   // from the origin, any file the controller can read (its tokens, a service account's).
   { key: 'pathRoots', flag: 'path-roots', env: 'SWARMSHIP_PATH_ROOTS', parse: pathList, fallback: () => [] },
@@ -120,6 +125,9 @@ export async function loadControllerConfig(sources: ConfigSources = {}): Promise
   config.dataDir = resolve(cwd, config.dataDir);
   config.pathRoots = config.pathRoots.map((p) => resolve(cwd, p));
   if (config.signingKeyFile !== undefined) config.signingKeyFile = resolve(cwd, config.signingKeyFile);
+  if (config.agentForgetSeconds <= config.agentTimeoutSeconds) {
+    throw new ConfigError(`agentForgetSeconds (${config.agentForgetSeconds}) must be longer than agentTimeoutSeconds (${config.agentTimeoutSeconds}): an agent is lost before it is forgotten`);
+  }
   const ports: [string, number][] = [['port', config.port], ['agentPort', config.agentPort], ['peerPort', config.peerPort]];
   for (const [a, pa] of ports) {
     for (const [b, pb] of ports) {

@@ -53,7 +53,7 @@ export class ControllerCore {
     private readonly log: Logger,
     clock?: FleetClock,
   ) {
-    this.fleet = new Fleet(clock);
+    this.fleet = new Fleet(clock, { lostAfterMs: config.agentTimeoutSeconds * 1000, forgetAfterMs: config.agentForgetSeconds * 1000 });
     this.signingKey = openSigningKey(config);
     this.store = new ReleaseStore({ dataDir: config.dataDir, hashPool: this.hashPool, announceUrl: () => this.announceUrl, pathRoots: config.pathRoots, signingKey: this.signingKey });
     this.origin = new OriginSeeder({
@@ -229,7 +229,7 @@ export class ControllerCore {
   private statusOf(release: Release): ReleaseStatus {
     return releaseStatus({
       release: release.record,
-      agents: this.fleet.active(this.config.agentTimeoutSeconds * 1000),
+      agents: this.fleet.active(),
       originBytesSent: this.origin.sentBytes(release.record.infoHash),
       completedAt: (agent, holding) => this.fleet.completedAt(agent, holding),
     });
@@ -244,6 +244,7 @@ export class ControllerCore {
       diskFreeBytes: a.identity?.diskFreeBytes ?? 0,
       version: a.identity?.version ?? 'unknown',
       lastSeen: new Date(a.lastSeen).toISOString(),
+      state: a.lost ? 'lost' : 'active',
       releases: a.holdings.map((h) => ({ name: h.name, version: h.version, state: h.state })),
     }));
   }
@@ -259,7 +260,12 @@ export class ControllerCore {
       return badMessage(err);
     }
     this.fleet.recordSync(req.agent, req.holdings);
-    await this.fleet.waitForChange(req.knownRevision, req.waitMs);
+    const answered = this.fleet.holdSync(req.agent.name);
+    try {
+      await this.fleet.waitForChange(req.knownRevision, req.waitMs);
+    } finally {
+      answered();
+    }
     const labels = req.agent.labels;
     const desired: DesiredRelease[] = this.store
       .live()

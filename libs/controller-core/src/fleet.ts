@@ -25,6 +25,16 @@ const systemFleetClock: FleetClock = {
 /** The longest an agent's sync is held: under common proxy and load-balancer idle timeouts. */
 export const MAX_SYNC_WAIT_MS = 25_000;
 
+export interface FleetOptions {
+  /** An agent silent this long (and not in a held sync) is lost: listed, not counted. */
+  lostAfterMs: number;
+  /** A lost agent silent this long is forgotten: gone from the list, its reports dropped. */
+  forgetAfterMs: number;
+}
+
+/** How often at most the fleet looks for agents to forget. */
+const PRUNE_EVERY_MS = 1000;
+
 /**
  * What the controller knows of its agents (in memory: agents report everything on every
  * sync, so a restarted controller relearns it within one poll) and the revision of the
@@ -35,9 +45,15 @@ export class Fleet {
   private readonly waiters = new Set<() => void>();
   /** When the controller first saw each agent hold each release complete: a fallback for time-to-N %. */
   private readonly completedSeen = new Map<string, Map<string, number>>();
+  /** Syncs being held right now, by agent: an agent waiting on one is alive, however long ago it wrote. */
+  private readonly polling = new Map<string, number>();
+  private prunedAt = -Infinity;
   private rev: number;
 
-  constructor(private readonly clock: FleetClock = systemFleetClock) {
+  constructor(
+    private readonly clock: FleetClock = systemFleetClock,
+    private readonly options: FleetOptions = { lostAfterMs: 120_000, forgetAfterMs: 3_600_000 },
+  ) {
     // Starts from the clock, not 0, so an agent's revision from before a restart never
     // matches by chance and every agent re-syncs at once.
     this.rev = clock.now();
@@ -78,12 +94,14 @@ export class Fleet {
 
   recordSync(identity: AgentIdentity, holdings: Holding[]): void {
     const now = this.clock.now();
+    this.prune(now);
     this.agents.set(identity.name, { name: identity.name, identity, holdings, lastSeen: now });
     this.noteCompletions(identity.name, holdings, now);
   }
 
   recordProgress(agentName: string, holdings: Holding[]): void {
     const now = this.clock.now();
+    this.prune(now);
     const known = this.agents.get(agentName);
     this.agents.set(agentName, { name: agentName, identity: known?.identity, holdings, lastSeen: now });
     this.noteCompletions(agentName, holdings, now);
@@ -102,13 +120,46 @@ export class Fleet {
     return holding.completedAt ?? this.completedSeen.get(agent)?.get(holding.infoHash);
   }
 
-  list(): AgentRecord[] {
-    return [...this.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
+  /**
+   * A sync of `agent` is being held: the agent counts as seen until it is answered, and
+   * is seen again then. Returns the function to call once it is answered.
+   */
+  holdSync(agent: string): () => void {
+    this.polling.set(agent, (this.polling.get(agent) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.polling.get(agent) ?? 1) - 1;
+      if (left > 0) this.polling.set(agent, left);
+      else this.polling.delete(agent);
+      const record = this.agents.get(agent);
+      if (record) record.lastSeen = Math.max(record.lastSeen, this.clock.now());
+    };
   }
 
-  /** Agents heard from within `timeoutMs`: the ones a rollout waits for. */
-  active(timeoutMs: number): AgentRecord[] {
-    const since = this.clock.now() - timeoutMs;
-    return this.list().filter((a) => a.lastSeen >= since);
+  /** Every agent not yet forgotten, each with whether it is lost, by name. */
+  list(): (AgentRecord & { lost: boolean })[] {
+    const now = this.clock.now();
+    this.prune(now);
+    return [...this.agents.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((a) => ({ ...a, lost: !this.polling.has(a.name) && now - a.lastSeen > this.options.lostAfterMs }));
+  }
+
+  /** Agents heard from within the lost timeout, or waiting on a sync: the ones a rollout waits for. */
+  active(): AgentRecord[] {
+    return this.list().filter((a) => !a.lost);
+  }
+
+  /** Forgets agents silent for longer than `forgetAfterMs`, at most once a second. */
+  private prune(now: number): void {
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
+    for (const [name, a] of this.agents) {
+      if (this.polling.has(name) || now - a.lastSeen <= this.options.forgetAfterMs) continue;
+      this.agents.delete(name);
+      this.completedSeen.delete(name);
+    }
   }
 }

@@ -23,10 +23,18 @@ export class ControllerMetrics {
     });
     new Gauge({
       name: 'swarmship_controller_agents',
-      help: 'Agents heard from within the agent timeout.',
+      help: 'Agents heard from within the agent timeout (--agent-timeout), or waiting on a sync.',
       registers: [this.registry],
       collect() {
-        this.set(core.fleet.active(core.config.agentTimeoutSeconds * 1000).length);
+        this.set(core.fleet.active().length);
+      },
+    });
+    new Gauge({
+      name: 'swarmship_controller_agents_lost',
+      help: 'Agents silent for longer than the agent timeout and not yet forgotten (--agent-forget).',
+      registers: [this.registry],
+      collect() {
+        this.set(core.fleet.list().filter((a) => a.lost).length);
       },
     });
     new Gauge({

@@ -187,7 +187,7 @@ function checkControllerConfig(c: ControllerConfig): void {
   check(typeof c.host === 'string' && c.host !== '' && typeof c.publicHost === 'string' && c.publicHost !== '', 'host or publicHost');
   check(typeof c.originUploadLimit === 'number' && c.originUploadLimit >= 16 * 1024 && !Number.isNaN(c.originUploadLimit), `originUploadLimit ${c.originUploadLimit}`);
   check(typeof c.superSeed === 'boolean', 'superSeed');
-  check(Number.isInteger(c.retireGraceSeconds) && c.retireGraceSeconds >= 0 && Number.isInteger(c.agentTimeoutSeconds) && c.agentTimeoutSeconds >= 30, 'grace or timeout');
+  check(Number.isInteger(c.retireGraceSeconds) && c.retireGraceSeconds >= 0 && Number.isInteger(c.agentTimeoutSeconds) && c.agentTimeoutSeconds >= 2 && c.agentForgetSeconds > c.agentTimeoutSeconds, 'grace or timeouts');
   check(['auto', 'json', 'text'].includes(c.logFormat), 'logFormat');
   for (const t of [c.token, c.agentToken]) check(t === '' || (t.length >= 16 && !/\s/.test(t)), 'token');
 }

@@ -25,8 +25,10 @@ then the file, then the default):
   --super-seed true|false    Super-seed each new release. SWARMSHIP_SUPER_SEED. Default true.
   --retire-grace SECONDS     How long agents keep a retired release. SWARMSHIP_RETIRE_GRACE.
                              Default 600.
-  --agent-timeout SECONDS    An agent silent this long stops counting towards rollouts.
-                             SWARMSHIP_AGENT_TIMEOUT. Default 120.
+  --agent-timeout SECONDS    An agent silent this long is lost: listed as such, no longer
+                             counted towards rollouts. SWARMSHIP_AGENT_TIMEOUT. Default 120.
+  --agent-forget SECONDS     A lost agent silent this long is dropped from the agent list.
+                             SWARMSHIP_AGENT_FORGET. Default 3600.
   --path-roots DIR,...       Directories a publish by path may name. SWARMSHIP_PATH_ROOTS.
                              Default none: publishing by path is off.
   --http-headers-timeout SECONDS
@@ -63,7 +65,7 @@ Example:
   swarmship controller --data /var/lib/swarmship --public-host 10.0.0.5
 `;
 
-const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'path-roots', 'signing-key', 'http-headers-timeout', 'http-idle-timeout', 'log-format', 'config'] as const;
+const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'public-host', 'origin-upload-limit', 'super-seed', 'retire-grace', 'agent-timeout', 'agent-forget', 'path-roots', 'signing-key', 'http-headers-timeout', 'http-idle-timeout', 'log-format', 'config'] as const;
 
 export const controllerCommand: Command = {
   name: 'controller',

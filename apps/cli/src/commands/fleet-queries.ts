@@ -93,8 +93,10 @@ export const agentsCommand: Command = {
   summary: 'List the agents the controller knows (`swarmship agents ls`).',
   help: `Usage: swarmship agents ls [--json]
 
-List the agents that have synced with the controller: labels, addresses, free disk,
-when each was last seen, and the releases it holds.
+List the agents that have synced with the controller: whether each is active or lost
+(silent past the controller's --agent-timeout; lost ones are forgotten after its
+--agent-forget), labels, addresses, free disk, when each was last seen, and the releases
+it holds.
 
 Options:
 ${CONTROLLER_OPTIONS_HELP}
@@ -112,9 +114,10 @@ ${CONTROLLER_OPTIONS_HELP}
     }
     table(
       io,
-      ['AGENT', 'LABELS', 'ADDRESS', 'FREE DISK', 'LAST SEEN', 'RELEASES'],
+      ['AGENT', 'STATE', 'LABELS', 'ADDRESS', 'FREE DISK', 'LAST SEEN', 'RELEASES'],
       agents.map((a) => [
         a.name,
+        a.state ?? 'active',
         Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(','),
         `${a.addresses[0] ?? '?'}:${a.peerPort}`,
         formatBytes(a.diskFreeBytes),
