@@ -27,7 +27,7 @@ export interface ControllerConfig {
   retireGraceSeconds: number;
   /** An agent not heard from for this long is lost: it no longer counts towards a rollout. */
   agentTimeoutSeconds: number;
-  /** A lost agent not heard from for this long is forgotten: gone from the agent list. */
+  /** A lost agent not heard from for this long is forgotten: gone from the agent list. Default 3600, or twice the timeout if that is longer. */
   agentForgetSeconds: number;
   /** Paths a JSON publish may name: the path must lie under one of these. */
   pathRoots: string[];
@@ -85,7 +85,8 @@ const SETTINGS = [
   // An agent waiting on a held sync counts as seen, so a timeout under the 25 s a sync is
   // held does not make live agents flap; a few seconds still allow for a slow round trip.
   { key: 'agentTimeoutSeconds', flag: 'agent-timeout', env: 'SWARMSHIP_AGENT_TIMEOUT', parse: (t: string, w: string) => wholeNumber(t, w, 2, 86_400), fallback: () => 120 },
-  { key: 'agentForgetSeconds', flag: 'agent-forget', env: 'SWARMSHIP_AGENT_FORGET', parse: (t: string, w: string) => wholeNumber(t, w, 3, 30 * 86_400), fallback: () => 3600 },
+  // 0 is never parsed (the minimum is 3): it stands for unset, resolved below from the timeout.
+  { key: 'agentForgetSeconds', flag: 'agent-forget', env: 'SWARMSHIP_AGENT_FORGET', parse: (t: string, w: string) => wholeNumber(t, w, 3, 30 * 86_400), fallback: () => 0 },
   // Off unless named: with '/' anyone holding the API token could publish, and so fetch
   // from the origin, any file the controller can read (its tokens, a service account's).
   { key: 'pathRoots', flag: 'path-roots', env: 'SWARMSHIP_PATH_ROOTS', parse: pathList, fallback: () => [] },
@@ -125,6 +126,8 @@ export async function loadControllerConfig(sources: ConfigSources = {}): Promise
   config.dataDir = resolve(cwd, config.dataDir);
   config.pathRoots = config.pathRoots.map((p) => resolve(cwd, p));
   if (config.signingKeyFile !== undefined) config.signingKeyFile = resolve(cwd, config.signingKeyFile);
+  // By default an hour, and always well past the timeout.
+  if (config.agentForgetSeconds === 0) config.agentForgetSeconds = Math.max(3600, 2 * config.agentTimeoutSeconds);
   if (config.agentForgetSeconds <= config.agentTimeoutSeconds) {
     throw new ConfigError(`agentForgetSeconds (${config.agentForgetSeconds}) must be longer than agentTimeoutSeconds (${config.agentTimeoutSeconds}): an agent is lost before it is forgotten`);
   }

@@ -69,3 +69,14 @@ describe('Fleet expiry', () => {
     expect(states(fleet)).toEqual([]);
   });
 });
+
+describe('agent expiry settings', () => {
+  it('forgets after an hour by default, always later than the timeout, and refuses a forget time inside it', async () => {
+    const { loadControllerConfig } = await import('../src/config.js');
+    expect((await loadControllerConfig({ env: {} })).agentForgetSeconds).toBe(3600);
+    expect((await loadControllerConfig({ flags: { 'agent-timeout': '7200' }, env: {} })).agentForgetSeconds).toBe(14_400);
+    expect((await loadControllerConfig({ flags: { 'agent-timeout': '2', 'agent-forget': '4' }, env: {} })).agentForgetSeconds).toBe(4);
+    await expect(loadControllerConfig({ flags: { 'agent-timeout': '60', 'agent-forget': '60' }, env: {} })).rejects.toThrow(/must be longer than agentTimeoutSeconds/);
+    await expect(loadControllerConfig({ flags: { 'agent-forget': '0' }, env: {} })).rejects.toThrow(/--agent-forget/);
+  });
+});

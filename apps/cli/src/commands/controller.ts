@@ -28,7 +28,7 @@ then the file, then the default):
   --agent-timeout SECONDS    An agent silent this long is lost: listed as such, no longer
                              counted towards rollouts. SWARMSHIP_AGENT_TIMEOUT. Default 120.
   --agent-forget SECONDS     A lost agent silent this long is dropped from the agent list.
-                             SWARMSHIP_AGENT_FORGET. Default 3600.
+                             SWARMSHIP_AGENT_FORGET. Default 3600 (or twice the timeout).
   --path-roots DIR,...       Directories a publish by path may name. SWARMSHIP_PATH_ROOTS.
                              Default none: publishing by path is off.
   --http-headers-timeout SECONDS
