@@ -72,6 +72,11 @@ async function main(argv: string[]): Promise<number> {
   }
   process.stdout.write(`\n${table(reports)}\n`);
   process.stdout.write(`\n${codes(reports)}\n`);
+  const slow = reports.filter((r) => r.slowest !== undefined && r.maxCaseCpuMs > options.caseMs / 2);
+  if (slow.length > 0) {
+    process.stdout.write('\nslowest cases over half the limit (each ran under it at least once in three):\n');
+    for (const r of slow) process.stdout.write(`  ${r.target} (${r.maxCaseCpuMs.toFixed(1)} ms of CPU): ${r.slowest}\n`);
+  }
   process.stdout.write(`\ntotal ${seconds(performance.now() - started)}, seed ${options.seed}\n`);
   const failed = reports.filter((r) => r.failure);
   for (const r of failed) {

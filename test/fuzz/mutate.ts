@@ -251,7 +251,7 @@ export function treeOp(leaf: fc.Arbitrary<Tree>, key: fc.Arbitrary<string>): fc.
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('duplicate' as const), at: position }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('wrap-list' as const), at: position }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('wrap-dict' as const), at: position, key }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('deepen' as const), at: position, depth: fc.integer({ min: 1, max: 200 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('deepen' as const), at: position, depth: fc.integer({ min: 1, max: 100 }) }) },
   );
 }
 

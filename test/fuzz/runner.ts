@@ -42,26 +42,32 @@ export function check(condition: unknown, message: string | (() => string)): ass
   if (!condition) violation(typeof message === 'string' ? message : message());
 }
 
+/** A refusal with the module's own error: how it is counted, and what it said. */
+export interface Rejected {
+  rejected: Outcome & object;
+  message: string;
+}
+
 /**
  * Runs `fn`; a throw of `errorClass` is a rejection (labelled with `code` when it has
  * one), anything else thrown is a violation that keeps the original error as its cause.
  */
-export function expectTyped<R>(fn: () => R, errorClass: abstract new (...args: never[]) => Error): { value: R } | { rejected: Outcome & object } {
+export function expectTyped<R>(fn: () => R, errorClass: abstract new (...args: never[]) => Error): { value: R } | Rejected {
   try {
     return { value: fn() };
   } catch (err) {
     if (err instanceof FuzzViolation) throw err;
-    if (err instanceof errorClass) return { rejected: rejection(err) };
+    if (err instanceof errorClass) return { rejected: rejection(err), message: err.message };
     return violation(`threw ${describeError(err)} instead of a ${errorClass.name}`, err);
   }
 }
 
-export async function expectTypedAsync<R>(fn: () => Promise<R>, errorClass: abstract new (...args: never[]) => Error): Promise<{ value: R } | { rejected: Outcome & object }> {
+export async function expectTypedAsync<R>(fn: () => Promise<R>, errorClass: abstract new (...args: never[]) => Error): Promise<{ value: R } | Rejected> {
   try {
     return { value: await fn() };
   } catch (err) {
     if (err instanceof FuzzViolation) throw err;
-    if (err instanceof errorClass) return { rejected: rejection(err) };
+    if (err instanceof errorClass) return { rejected: rejection(err), message: err.message };
     return violation(`threw ${describeError(err)} instead of a ${errorClass.name}`, err);
   }
 }
@@ -121,6 +127,8 @@ export interface TargetReport {
   maxCaseMs: number;
   /** The slowest case in CPU time, which the limit applies to. */
   maxCaseCpuMs: number;
+  /** That case's input, printed (cut at 600 characters). */
+  slowest?: string;
   totalMs: number;
   heapBeforeBytes: number;
   heapAfterBytes: number;
@@ -155,6 +163,7 @@ export async function runTarget<T>(target: FuzzTarget<T>, options: RunOptions): 
   report.heapBeforeBytes = heapAfterGc();
   const instance = target.setup();
   let failed = false;
+  let slowest: unknown;
   try {
     const property = fc.asyncProperty(target.arbitrary, async (input) => {
       const t0 = performance.now();
@@ -169,7 +178,10 @@ export async function runTarget<T>(target: FuzzTarget<T>, options: RunOptions): 
       let cpu = cpuMs(c0);
       if (!failed) {
         report.maxCaseMs = Math.max(report.maxCaseMs, performance.now() - t0);
-        report.maxCaseCpuMs = Math.max(report.maxCaseCpuMs, cpu);
+        if (cpu > report.maxCaseCpuMs) {
+          report.maxCaseCpuMs = cpu;
+          slowest = input;
+        }
       }
       // CPU time, not wall time: the cores may be shared with other work. One slow case
       // may still be a major GC: it must be slow three times over to count.
@@ -211,6 +223,7 @@ export async function runTarget<T>(target: FuzzTarget<T>, options: RunOptions): 
         atCase: report.cases + 1,
       };
     }
+    report.slowest = formatValue(slowest, 600);
     report.heapAfterBytes = heapAfterGc();
     const limit = options.heapGrowthLimitBytes ?? DEFAULT_HEAP_GROWTH_LIMIT_BYTES;
     const growth = report.heapAfterBytes - report.heapBeforeBytes;
@@ -255,6 +268,9 @@ async function failureOf<T>(instance: TargetInstance<T>, input: T): Promise<unkn
  * fails the same way. fast-check shrinks the generator's choices; a mutated document is
  * one choice, so this is what brings a broken YAML file down to its one bad line.
  */
+/** Fields of target inputs that say what a valid input must come back as. */
+const EXPECTATION_KEYS = ['valid', 'spec', 'expect', 'expected', 'fields', 'hashes', 'parts'];
+
 async function minimize<T>(input: T, instance: TargetInstance<T>, wanted: string): Promise<{ input: T; error: unknown }> {
   let best = input;
   let error = await failureOf(instance, best);
@@ -262,7 +278,14 @@ async function minimize<T>(input: T, instance: TargetInstance<T>, wanted: string
   let budget = 3000;
   const fields: (string | undefined)[] = typeof input === 'string' || Buffer.isBuffer(input) ? [undefined] : typeof input === 'object' && input !== null ? Object.keys(input) : [];
   const get = (v: T, f: string | undefined): unknown => (f === undefined ? v : (v as Record<string, unknown>)[f]);
-  const set = (v: T, f: string | undefined, x: unknown): T => (f === undefined ? (x as T) : ({ ...(v as object), [f]: x } as T));
+  // A cut input is no longer the valid one the expectation fields describe: they are dropped,
+  // so a failure of the kind "a valid input was refused" is not cut down to garbage.
+  const set = (v: T, f: string | undefined, x: unknown): T => {
+    if (f === undefined) return x as T;
+    const out: Record<string, unknown> = { ...(v as object), [f]: x };
+    for (const k of EXPECTATION_KEYS) if (k in out) out[k] = undefined;
+    return out as T;
+  };
   for (const field of fields) {
     const value = get(best, field);
     if (typeof value !== 'string' && !Buffer.isBuffer(value)) continue;

@@ -132,7 +132,7 @@ function checkHoldings(hs: Holding[]): void {
 function checkResponse(message: unknown, valid: AgentSyncResponse | undefined): Outcome {
   const parsed = expectTyped(() => parseSyncResponse(message), SyncResponseError);
   if ('rejected' in parsed) {
-    check(valid === undefined, 'a valid sync answer was refused');
+    check(valid === undefined, () => `a valid sync answer was refused: ${parsed.message}`);
     return parsed.rejected;
   }
   const r = parsed.value;
@@ -162,7 +162,7 @@ function checkChannel({ kind, message, valid }: ChannelInput): Outcome {
   const parsed = expectTyped<AgentSyncRequest | AgentProgressReport>(() => (kind === 'sync' ? parseSyncRequest(message) : parseProgressReport(message)), AgentMessageError);
   const request = valid as AgentSyncRequest | AgentProgressReport | undefined;
   if ('rejected' in parsed) {
-    check(valid === undefined, () => `a valid ${kind} message was refused`);
+    check(valid === undefined, () => `a valid ${kind} message was refused: ${parsed.message}`);
     return parsed.rejected;
   }
   const v = parsed.value;

@@ -71,7 +71,8 @@ const yamlStyle = fc.record({ flow: fc.boolean(), quote: fc.boolean() });
 function toYaml(doc: unknown, style: { flow: boolean; quote: boolean }): string {
   try {
     // stringify gives undefined for an undefined document (a mutation deleted the root).
-    return (stringifyYaml(doc, { collectionStyle: style.flow ? 'flow' : 'any', defaultStringType: style.quote ? 'QUOTE_DOUBLE' : 'PLAIN' }) as string | undefined) ?? '';
+    // lineWidth 0: a deeply nested flow collection stays on one line instead of indenting each level.
+    return (stringifyYaml(doc, { collectionStyle: style.flow ? 'flow' : 'any', defaultStringType: style.quote ? 'QUOTE_DOUBLE' : 'PLAIN', lineWidth: 0 }) as string | undefined) ?? '';
   } catch {
     return '';
   }
@@ -126,12 +127,12 @@ export const agentConfigTarget: FuzzTarget<ConfigInput> = {
       check({ text, valid }: ConfigInput): Outcome {
         const file = expectTyped(() => parseConfigFile(text, 'agent.yaml'), AgentConfigError);
         if ('rejected' in file) {
-          check(valid === undefined, () => `a valid agent config was refused: ${text}`);
+          check(valid === undefined, () => `a valid agent config was refused: ${file.message}`);
           return file.rejected;
         }
         const config = expectTyped(() => resolveAgentConfig({ ...sources, file: file.value, fileName: 'agent.yaml' }), AgentConfigError);
         if ('rejected' in config) {
-          check(valid === undefined, () => `a valid agent config was refused: ${text}`);
+          check(valid === undefined, () => `a valid agent config was refused: ${config.message}`);
           return config.rejected;
         }
         checkAgentConfig(config.value);
@@ -158,7 +159,7 @@ const controllerSpec = fc
     originUploadLimit: rate,
     superSeed: fc.oneof(fc.boolean(), fc.constantFrom('yes', 'off')),
     retireGraceSeconds: fc.integer({ min: 0, max: 30 * 86_400 }),
-    agentTimeoutSeconds: fc.integer({ min: 30, max: 86_400 }),
+    agentTimeoutSeconds: fc.integer({ min: 30, max: 600 }),
     pathRoots: fc.oneof(fc.array(fc.constantFrom('/srv/artifacts', '/data', 'rel'), { minLength: 1, maxLength: 2 }), fc.constant('/srv/a,/srv/b')),
     logFormat: fc.constantFrom('auto', 'json', 'text'),
     token: fc.stringMatching(/^[A-Za-z0-9_-]{16,40}$/),
@@ -205,7 +206,7 @@ export const controllerConfigTarget: FuzzTarget<ControllerInput> = {
         writeFileSync(file, text);
         const config = await expectTypedAsync(() => loadControllerConfig({ flags: { config: file }, env: {}, cwd: dir }), ConfigError);
         if ('rejected' in config) {
-          check(valid === undefined, () => `a valid controller config was refused: ${text}`);
+          check(valid === undefined, () => `a valid controller config was refused: ${config.message}`);
           return config.rejected;
         }
         checkControllerConfig(config.value);

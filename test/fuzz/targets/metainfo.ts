@@ -153,7 +153,7 @@ function checkTorrent({ bytes, spec }: TorrentInput): Outcome {
       check(e.cause === undefined || e.cause instanceof BencodeError, () => `a MetainfoError hides ${String((e.cause as Error)?.name)}: ${e.message}`);
       check(ERROR_CODES.has(e.code), `unknown error code ${e.code}`);
     }
-    check(spec === undefined, () => `a valid torrent was refused: ${parsed.rejected.code}`);
+    check(spec === undefined, () => `a valid torrent was refused: ${parsed.message}`);
     return parsed.rejected;
   }
   const m = parsed.value;
@@ -225,7 +225,7 @@ const magnetInput: fc.Arbitrary<MagnetInput> = fc.oneof(
 function checkMagnet({ uri, expect }: MagnetInput): Outcome {
   const parsed = expectTyped(() => parseMagnet(uri), MagnetError);
   if ('rejected' in parsed) {
-    check(expect === undefined, `our own magnet link was refused: ${uri}`);
+    check(expect === undefined, () => `our own magnet link was refused: ${parsed.message}`);
     return parsed.rejected;
   }
   const link = parsed.value;

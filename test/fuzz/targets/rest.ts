@@ -92,7 +92,7 @@ function checkPublish({ raw, fileName: name, spec }: PublishInput): Outcome {
   const parsed = expectTyped(() => parsePublishFields(fields), ControllerError);
   if ('rejected' in parsed) {
     check(parsed.rejected.code?.split(' ')[0] === 'bad-request', `refused as ${parsed.rejected.code}`);
-    check(spec === undefined, () => `valid publish fields were refused: ${JSON.stringify(fields)}`);
+    check(spec === undefined, () => `valid publish fields were refused: ${parsed.message}`);
     checkFieldNamed(() => parsePublishFields(fields));
     return parsed.rejected;
   }
@@ -226,7 +226,7 @@ async function* chunksOf(body: Buffer, cuts: number[]): AsyncGenerator<Buffer> {
 async function checkMultipart({ contentType, body, cuts, parts }: MultipartInput): Promise<Outcome> {
   const b = expectTyped(() => multipartBoundary(contentType), ControllerError);
   if ('rejected' in b) {
-    check(parts === undefined, `the boundary of a well-formed content type was refused: ${contentType}`);
+    check(parts === undefined, () => `the boundary of a well-formed content type was refused: ${b.message}`);
     return b.rejected;
   }
   const result = await expectTypedAsync(async () => {
@@ -251,7 +251,7 @@ async function checkMultipart({ contentType, body, cuts, parts }: MultipartInput
     return out;
   }, ControllerError);
   if ('rejected' in result) {
-    check(parts === undefined, () => `a well-formed multipart body was refused (${body.toString('latin1').slice(0, 120)})`);
+    check(parts === undefined, () => `a well-formed multipart body was refused: ${result.message}`);
     return result.rejected;
   }
   if (parts) {

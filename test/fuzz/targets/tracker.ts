@@ -239,7 +239,7 @@ function announceInstance() {
       check([200, 404, 405].includes(http.status), `HTTP status ${http.status}`);
       const httpKind = checkAnswer(http.body, input.path === '/scrape' ? 'scrape' : 'announce', 'value' in parsed ? parsed.value : undefined);
       if ('rejected' in parsed) {
-        check(input.fields === undefined, () => `a valid announce was refused: ${input.query}`);
+        check(input.fields === undefined, () => `a valid announce was refused: ${parsed.message}`);
         check(input.path !== '/announce' || input.method !== 'GET' || httpKind === 'failure', 'the HTTP adapter accepted a query the parser refuses');
         return parsed.rejected;
       }
@@ -303,7 +303,7 @@ function scrapeInstance() {
       checkAnswer(http.body, 'scrape');
       const parsed = expectTyped(() => parseScrapeQuery(input.query), TrackerRequestError);
       if ('rejected' in parsed) {
-        check(input.hashes === undefined, () => `a valid scrape was refused: ${input.query}`);
+        check(input.hashes === undefined, () => `a valid scrape was refused: ${parsed.message}`);
         return parsed.rejected;
       }
       const hashes = parsed.value;

@@ -254,7 +254,7 @@ function checkExtensionPayload(payload: Buffer, expected?: ExtensionHandshake): 
   const parsed = expectTyped(() => parseExtensionHandshake(payload), ProtocolError);
   if ('rejected' in parsed) {
     check(parsed.rejected.code === 'bad-extension-handshake', `refused with code ${parsed.rejected.code}`);
-    check(expected === undefined, `our own extension handshake was refused: ${payload.toString('latin1')}`);
+    check(expected === undefined, () => `our own extension handshake was refused: ${parsed.message}`);
     return parsed.rejected;
   }
   const h = parsed.value;
