@@ -18,6 +18,7 @@ export class AgentMetrics {
   readonly piecesVerified: Counter;
   readonly hashFailures: Counter;
   readonly peersBanned: Counter;
+  readonly releaseFailures: Counter<'reason'>;
   readonly downloadDuration: Histogram;
 
   constructor(sources: AgentMetricSources) {
@@ -34,6 +35,13 @@ export class AgentMetrics {
     this.sentBytes = new Counter({ name: 'swarmship_agent_sent_bytes_total', help: 'Payload bytes sent to other agents.', registers });
     this.piecesVerified = new Counter({ name: 'swarmship_agent_pieces_verified_total', help: 'Pieces downloaded whose SHA-1 matched.', registers });
     this.hashFailures = new Counter({ name: 'swarmship_agent_hash_failures_total', help: 'Downloaded pieces whose SHA-1 did not match (discarded, fetched again).', registers });
+    this.releaseFailures = new Counter({
+      name: 'swarmship_agent_release_failures_total',
+      help: 'Downloads or publications that failed, by reason: no-space (the data dir is full; retried later), refused (signature or manifest), other.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['no-space', 'refused', 'other']) this.releaseFailures.inc({ reason }, 0);
     this.peersBanned = new Counter({
       name: 'swarmship_agent_peers_banned_total',
       help: 'Peers banned from a download: data that failed its hash twice, or frames no honest client sends (wrong block lengths, pieces it never had, floods of requests).',

@@ -463,6 +463,7 @@ export class ReleaseAgent {
     const noSpace = (err as NodeJS.ErrnoException).code === 'ENOSPC' || /ENOSPC|no space left/i.test(err.message);
     h.state = 'failed';
     h.error = noSpace ? 'no space left on device' : err.message;
+    this.metrics.releaseFailures.inc({ reason: noSpace ? 'no-space' : err instanceof ReleaseRefusedError ? 'refused' : 'other' });
     h.retryAt = this.now() + backoff(h.failures, RETRY_MIN_MS, RETRY_MAX_MS);
     if (noSpace) await this.store.removeStaging(h.name, h.version).catch(() => undefined);
     this.log.error(err instanceof ReleaseRefusedError ? 'release-refused' : 'release-failed', { release: h.key, error: h.error, retryInSeconds: Math.round((h.retryAt - this.now()) / 1000) });
