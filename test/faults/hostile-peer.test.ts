@@ -175,7 +175,7 @@ describe('fault 3: a hostile peer in the swarm', () => {
             c.behaviour === 'flip-bytes' ? `hash failures per agent: ${hashFailures.join(', ')}`
             : c.behaviour === 'request-flood' ? `${hostile.stats.floodRequests} requests over ${hostile.stats.connections} connections, each cut off`
             : c.behaviour === 'unadvertised' ? `${hostile.stats.unsolicitedSent} unsolicited blocks pushed`
-            : `${hostile.stats.peersSeen.size} agents connected, ${hostile.stats.dropped} connections dropped`;
+            : `${hostile.stats.peersSeen.size} peers met it, ${hostile.stats.dropped} connections dropped`;
           await recordFaultRun({
             scenario: `3-hostile-peer-${c.behaviour}`,
             title: c.title,
