@@ -28,7 +28,7 @@ const RUNS = faultRuns(3, 1);
 const REFUSED = tmpfsRefused();
 const NO_SPACE = 'no space left on device';
 /** The origin's pace: a download lasts long enough for the disk to fill in its middle. */
-const ORIGIN_LIMIT = '12MB';
+const ORIGIN_LIMIT = '8MB';
 const SMALL_VOLUME = 16 * MIB;
 const GROWN_VOLUME = 64 * MIB;
 const TOO_BIG = 24 * MIB;
