@@ -163,7 +163,7 @@ describe('controller REST API', () => {
     const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => ({ path, method: m.toUpperCase() })));
     const guarded = routes.filter((r) => !open.has(r.path));
     expect(guarded.map((r) => `${r.method} ${r.path}`).sort()).toEqual(
-      ['DELETE /api/v1/releases/{name}/{version}', 'GET /api/v1/agents', 'GET /api/v1/releases', 'GET /api/v1/releases/{name}/{version}', 'GET /api/v1/releases/{name}/{version}/torrent', 'POST /api/v1/releases'].sort(),
+      ['DELETE /api/v1/releases/{name}/{version}', 'GET /api/v1/agents', 'GET /api/v1/releases', 'GET /api/v1/releases/{name}/{version}', 'GET /api/v1/releases/{name}/{version}/torrent', 'GET /api/v1/signing-key', 'POST /api/v1/releases'].sort(),
     );
     for (const { path, method } of guarded) {
       const url = `${ctl.base}${path.replace('{name}', 'web').replace('{version}', '1.0.0')}`;
