@@ -221,7 +221,8 @@ export class ReleaseAgent {
         await this.refreshDiskFree();
         const res = parseSyncResponse(await this.channel.sync(this.syncRequest(), SYNC_WAIT_MS + 15_000));
         if (this.stopping) return;
-        if (failures > 0 || !this.synced) this.log.info('controller-connected', { revision: res.revision, desired: res.desired.length });
+        const back = failures > 0;
+        if (back || !this.synced) this.log.info('controller-connected', { revision: res.revision, desired: res.desired.length });
         failures = 0;
         this.lastChannelError = '';
         this.synced = true;
@@ -229,12 +230,25 @@ export class ReleaseAgent {
         this.last = res;
         await this.learnOrigin(res);
         this.reconcile();
+        if (back) this.redialOrigin(res);
       } catch (err) {
         if (this.stopping) return;
         failures++;
         this.reportChannelError(err as Error);
         await this.sleep(backoff(failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS));
       }
+    }
+  }
+
+  /**
+   * The controller answers again after an outage, so its origin may have restarted:
+   * every download dials it now instead of when its backoff, grown through the outage,
+   * would next allow (up to a minute later).
+   */
+  private redialOrigin(res: AgentSyncResponse): void {
+    if (res.origin.port <= 0) return;
+    for (const h of this.held.values()) {
+      if (h.state === 'downloading' && h.torrent && !h.torrent.complete) h.torrent.redial([{ host: res.origin.host, port: res.origin.port }]);
     }
   }
 
@@ -727,6 +741,8 @@ export class ReleaseAgent {
     this.reporting = true;
     try {
       await this.channel.progress({ token: this.config.token, agentName: this.config.name, holdings: this.holdings() });
+      // The controller answers again: the sync loop need not sleep out its backoff.
+      if (this.lastChannelError !== '') this.wake?.();
     } catch (err) {
       this.reportDirty = true;
       this.reportChannelError(err as Error);

@@ -79,6 +79,14 @@ export class PeerBook {
     if (e) e.state = 'seed';
   }
 
+  /** The address is known to be back (its owner said so): due now, whatever its backoff. */
+  retryNow(key: string, now: number): void {
+    const e = this.entries.get(key);
+    if (!e || e.state !== 'idle') return;
+    e.failures = 0;
+    e.nextAttemptAt = now;
+  }
+
   disconnected(key: string, now: number, failed: boolean): void {
     const e = this.entries.get(key);
     if (!e || e.state === 'self' || e.state === 'seed') return;

@@ -221,6 +221,20 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (this.ticker !== undefined) this.connectToPeers();
   }
 
+  /**
+   * Addresses known to be back (an agent's controller answers again after an outage, so
+   * its origin restarted): dialled now rather than when their backoff, grown through the
+   * outage, would next allow.
+   */
+  redial(addresses: PeerAddress[]): void {
+    const now = this.clock.now();
+    for (const a of addresses) {
+      this.book.add(a, true);
+      this.book.retryNow(this.book.keyOf(a), now);
+    }
+    if (this.ticker !== undefined) this.connectToPeers();
+  }
+
   // ---- connections ----------------------------------------------------------------
 
   private connectToPeers(): void {
