@@ -240,12 +240,16 @@ async function checkMultipart({ contentType, body, cuts, parts }: MultipartInput
       const chunks: Buffer[] = [];
       if (p.filename !== undefined || p.name === 'file') {
         for await (const c of reader.body()) chunks.push(Buffer.from(c));
+        bytes += chunks.reduce((n, c) => n + c.length, 0);
       } else {
-        chunks.push(Buffer.from(await reader.text(64 * 1024, p.name)));
+        // A form field is UTF-8 text: no more characters than it had bytes (a byte that is
+        // not UTF-8 becomes one U+FFFD, which is three bytes when encoded again).
+        const text = await reader.text(64 * 1024, p.name);
+        bytes += text.length;
+        chunks.push(Buffer.from(text));
       }
       const partBody = Buffer.concat(chunks);
-      bytes += partBody.length;
-      check(bytes <= body.length, 'parts hold more bytes than the body');
+      check(bytes <= body.length, 'parts hold more data than the body');
       out.push({ name: p.name, ...(p.filename !== undefined ? { filename: p.filename } : {}), body: partBody });
     }
     return out;
