@@ -228,6 +228,14 @@ export class FleetNetwork {
     }
   }
 
+  /**
+   * Takes a host's link down, or brings it back up: its end of the veth pair, as if its
+   * cable were pulled. Connections stay open and hear nothing until the link is back.
+   */
+  setLink(host: Host, up: boolean): void {
+    must('ip', ['-n', host.ns, 'link', 'set', 'dev', host.dev, up ? 'up' : 'down']);
+  }
+
   /** Bytes each host has sent and received on its link so far, from the kernel's counters. */
   counters(): Map<string, LinkCounters> {
     const out = new Map<string, LinkCounters>();

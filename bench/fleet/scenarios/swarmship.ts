@@ -23,7 +23,12 @@ function agentNodeArgs(host: string): string[] {
   return raw ? raw.split(/\s+/).map((a) => a.replaceAll('{node}', host)) : [];
 }
 
-export function swarmshipFleet(): Scenario {
+export interface SwarmshipFleetScenario extends Scenario {
+  /** A node's agent process once setup() has started it, e.g. to time a fault by its log. */
+  agent(node: string): Child | undefined;
+}
+
+export function swarmshipFleet(): SwarmshipFleetScenario {
   const apiToken = randomBytes(16).toString('hex');
   const agentToken = randomBytes(16).toString('hex');
   const agents = new Map<string, Child>();
@@ -101,6 +106,7 @@ export function swarmshipFleet(): Scenario {
       if (started.length) out['last agent download-started'] = Math.max(...started);
       return out;
     },
+    agent: (node) => agents.get(node),
     async teardown() {
       agents.clear();
       return Promise.resolve();
