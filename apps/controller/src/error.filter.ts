@@ -1,5 +1,6 @@
 import { HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ApiError } from '../../../libs/contracts/src/rest.js';
 import { ControllerError, type ControllerErrorCode, type Logger } from '../../../libs/controller-core/src/index.js';
 
@@ -30,9 +31,20 @@ const DRAIN_LIMIT_MS = 30_000;
 /** ...or once the client has sent nothing for this long (it stalled, or it is gone). */
 const DRAIN_IDLE_MS = 2_000;
 
-/** Reads and drops what is left of `req`'s body, for DRAIN_LIMIT_MS at most; a stalled client is cut after DRAIN_IDLE_MS. */
-function drainRequest(req: IncomingMessage): void {
-  const socket = req.socket;
+/**
+ * Answers with `Connection: close`, then reads and drops what is left of `req`'s body
+ * before closing (a lingering close): our side is shut for writing once the answer is
+ * out, reading goes on until the body ends, DRAIN_LIMIT_MS pass, or the client is silent
+ * for DRAIN_IDLE_MS. Node would destroy the socket as soon as the answer is written.
+ */
+function drainThenClose(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('Connection', 'close');
+  const socket = res.socket as (Socket & { destroySoon?: () => void }) | null;
+  // A request already destroyed (a reader gave up on it) has nothing left to read: Node closes once the answer is out.
+  if (!socket || socket.destroyed || req.destroyed || typeof socket.destroySoon !== 'function') return;
+  const closeWhenWritten = socket.destroySoon.bind(socket);
+  let answered = false;
+  let drained = false;
   const cut = () => socket.destroy();
   const limit = setTimeout(cut, DRAIN_LIMIT_MS);
   let idle = setTimeout(cut, DRAIN_IDLE_MS);
@@ -40,7 +52,17 @@ function drainRequest(req: IncomingMessage): void {
     clearTimeout(limit);
     clearTimeout(idle);
   };
-  req.once('end', stop);
+  // Called by the HTTP server once the answer is written.
+  socket.destroySoon = () => {
+    answered = true;
+    if (drained) closeWhenWritten();
+    else socket.end();
+  };
+  req.once('end', () => {
+    drained = true;
+    stop();
+    if (answered) closeWhenWritten();
+  });
   req.once('close', stop);
   req.on('data', () => {
     clearTimeout(idle);
@@ -82,10 +104,10 @@ export class ApiErrorFilter implements ExceptionFilter {
       return;
     }
     // A refusal sent before the upload was read in full (409, 507): the answer goes out
-    // now and the rest of the body is read and dropped (as body, never as a next request).
+    // now, the connection is not reused, and the rest of the body is read and dropped.
     // Closing at once would not do: the client, still sending, gets a reset, and its TCP
     // stack throws our answer away with it, so it reports EPIPE instead of the reason.
-    if (!req.complete) drainRequest(req);
+    if (!req.complete) drainThenClose(req, res);
     const text = JSON.stringify(body);
     res.statusCode = body.statusCode;
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
