@@ -104,7 +104,7 @@ describe('fault 1: an agent SIGKILLed at random moments of a download', () => {
         bytesLost: k.lost + k.early.lost + extra.lost,
         bytesCorrupted: k.early.corrupted + extra.corrupted,
         recoveryMs: extra.recoveryMs,
-        detail: `refetched ${k.refetchedPieces} pieces (in flight: ${k.inFlight})`,
+        detail: `refetched ${k.refetchedPieces} piece${k.refetchedPieces === 1 ? '' : 's'} (in flight: ${k.inFlight})`,
       });
     for (let kill = 1; kill <= KILLS; kill++) {
       const delay = KILL_MIN_MS + Math.floor(random() * (KILL_MAX_MS - KILL_MIN_MS));
