@@ -42,6 +42,8 @@ interface PeerState {
   flags: Uint8Array;
   /** Offers not yet released. */
   pending: Set<number>;
+  /** How many offers it may hold at once (see setOfferLimit). */
+  limit: number;
   /** Pieces with neither flag: the peer lacks them and has not been offered them. */
   unshown: number;
 }
@@ -94,7 +96,7 @@ export class SuperSeedPolicy {
    */
   peerJoined(peer: string, has: PieceSet): number[] {
     if (this.peers.has(peer)) throw new Error(`super-seed: peer ${peer} joined twice`);
-    const state: PeerState = { key: peer, flags: new Uint8Array(this.pieceCount), pending: new Set(), unshown: this.pieceCount };
+    const state: PeerState = { key: peer, flags: new Uint8Array(this.pieceCount), pending: new Set(), limit: this.offersPerPeer, unshown: this.pieceCount };
     this.peers.set(peer, state);
     const n = Math.min(has.size, this.pieceCount);
     for (let i = 0; i < n; i++) {
@@ -161,6 +163,19 @@ export class SuperSeedPolicy {
     return offers;
   }
 
+  /**
+   * Caps the offers `peer` may hold at once, from 1 to the policy's offersPerPeer; the
+   * session sets it from how fast the peer takes data. Every offer is a piece nobody
+   * else gets from us until the peer passes it on, so a peer at a tenth of the others'
+   * rate holding a full set of offers holds back the pieces the fast peers finish on.
+   * Returns the pieces to announce to it now (a raised cap makes room).
+   */
+  setOfferLimit(peer: string, limit: number): number[] {
+    const state = this.state(peer);
+    state.limit = Math.max(1, Math.min(this.offersPerPeer, Math.floor(limit)));
+    return this.refill(state);
+  }
+
   /** Whether to serve a request: only pieces announced to that peer. */
   mayServe(peer: string, index: number): boolean {
     return ((this.peers.get(peer)?.flags[index] ?? 0) & ANNOUNCED) !== 0;
@@ -173,7 +188,7 @@ export class SuperSeedPolicy {
 
   private refill(state: PeerState): number[] {
     const fresh: number[] = [];
-    while (state.pending.size < this.offersPerPeer) {
+    while (state.pending.size < state.limit) {
       const index = this.pick(state.flags);
       if (index < 0) break;
       this.announce(state, index);

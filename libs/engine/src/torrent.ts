@@ -98,6 +98,11 @@ export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
  * a few keep each peer's link busy while still sending each piece out about once.
  */
 const SUPER_SEED_OFFERS_PER_PEER = 8;
+/**
+ * Below this upload rate to the fastest peer, rates say nothing yet (start-up, a
+ * rate-limited origin) and every peer keeps the full number of offers.
+ */
+const OFFER_LIMITS_FROM_RATE = 256 * 1024;
 const TICK_MS = 1000;
 const CHOKE_EVERY_TICKS = 10;
 /** A read cache nobody used for this many ticks is freed. */
@@ -668,6 +673,21 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     }
   }
 
+  /**
+   * Each peer may hold offers in proportion to how fast it takes them, so the pieces a
+   * slow peer holds alone are few and the fast peers never wait on it for their last ones.
+   */
+  private limitOffersByRate(policy: SuperSeedPolicy): void {
+    let fastest = 0;
+    for (const p of this.peers.values()) if (p.bitfieldSeen) fastest = Math.max(fastest, p.upload.rate());
+    if (fastest < OFFER_LIMITS_FROM_RATE) return;
+    for (const p of this.peers.values()) {
+      if (!p.bitfieldSeen) continue;
+      const limit = Math.ceil((SUPER_SEED_OFFERS_PER_PEER * p.upload.rate()) / fastest);
+      for (const index of policy.setOfferLimit(p.key, limit)) p.conn.send({ type: 'have', index });
+    }
+  }
+
   /** A full copy exists outside us: announce everything and seed normally. */
   private endSuperSeeding(): void {
     const policy = this.superSeed;
@@ -709,6 +729,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       this.fillRequests(peer);
     }
     if (this.ticks % CHOKE_EVERY_TICKS === 0) this.runChoker();
+    if (this.superSeed) this.limitOffersByRate(this.superSeed);
     if (this.ticks % IDLE_CACHE_TRIM_TICKS === 0) this.uploader.trimIfIdle();
     this.connectToPeers();
   }

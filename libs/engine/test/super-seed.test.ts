@@ -35,6 +35,25 @@ describe('SuperSeedPolicy', () => {
     }
   });
 
+  it('lets a peer hold only as many offers as its cap, and refills when the cap is raised', () => {
+    const policy = new SuperSeedPolicy(20, seededRandom(4), { offersPerPeer: 8 });
+    expect(policy.peerJoined('FAST', none(20))).toHaveLength(8);
+    const slowOffers = policy.peerJoined('SLOW', none(20));
+    expect(slowOffers).toHaveLength(8);
+    // Capped at 1 while it still holds 8: nothing new until all but one are passed on.
+    expect(policy.setOfferLimit('SLOW', 1)).toEqual([]);
+    for (const index of slowOffers.slice(0, 7)) {
+      policy.peerHas('SLOW', index);
+      expect(show(policy.peerHas('FAST', index))).not.toMatch(/SLOW/);
+    }
+    policy.peerHas('SLOW', slowOffers[7]!);
+    expect(show(policy.peerHas('FAST', slowOffers[7]!))).toMatch(/^(FAST:[\d,]+ )?SLOW:\d+$/);
+    // Raised again: it is topped up at once.
+    expect(policy.setOfferLimit('SLOW', 8)).toHaveLength(7);
+    // Out of range caps are clamped, never zero (a capped peer must still progress).
+    expect(policy.setOfferLimit('SLOW', 0)).toEqual([]);
+  });
+
   it('never offers a piece the peer has, and nothing to a seed', () => {
     const policy = new SuperSeedPolicy(4, seededRandom(2));
     expect(policy.peerJoined('A', bits('***-'))).toEqual([3]);
