@@ -31,6 +31,8 @@ export class Peer {
 
   /** Our requests to it, by blockKey. */
   readonly outstanding = new Map<number, BlockRef>();
+  /** Requests we gave up on (it choked us, or it was too slow) that it may still answer, oldest first. */
+  readonly givenUp = new Set<number>();
   /** Its requests to us, served in order. */
   readonly incoming: BlockRef[] = [];
   incomingHead = 0;
@@ -71,6 +73,13 @@ export class Peer {
     this.download = new RateMeter(clock);
     this.upload = new RateMeter(clock);
     this.connectedAt = this.lastBlockAt = clock.now();
+  }
+
+  /** Remembers a request given up on, forgetting the oldest past MAX_PIPELINE of them. */
+  giveUp(key: number): void {
+    this.givenUp.delete(key);
+    this.givenUp.add(key);
+    if (this.givenUp.size > MAX_PIPELINE) this.givenUp.delete(this.givenUp.values().next().value!);
   }
 
   get isSeed(): boolean {

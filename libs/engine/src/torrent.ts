@@ -365,8 +365,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         peer.peerChoking = true;
         // Without the fast extension a choke silently drops our requests; with it the
         // peer rejects them one by one, but forgetting them now is harmless either way.
-        for (const r of peer.outstanding.values()) this.picker.abandon(r.index, r.begin, peer.key);
-        peer.outstanding.clear();
+        this.giveUpRequests(peer);
         return;
       case 'unchoke':
         peer.peerChoking = false;
@@ -395,6 +394,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       case 'reject': {
         const k = blockKey(m.index, m.begin);
         if (peer.outstanding.delete(k)) this.picker.abandon(m.index, m.begin, peer.key);
+        peer.givenUp.delete(k);
         return;
       }
       case 'extended':
@@ -470,6 +470,18 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
 
   // ---- downloading ----------------------------------------------------------------
 
+  /**
+   * Our requests to `peer` go back to the picker (it choked us, or it is too slow), but
+   * may still be answered: a block that comes after all is taken if it is still wanted.
+   */
+  private giveUpRequests(peer: Peer): void {
+    for (const [key, r] of peer.outstanding) {
+      this.picker.abandon(r.index, r.begin, peer.key);
+      peer.giveUp(key);
+    }
+    peer.outstanding.clear();
+  }
+
   /** Tops up the requests in flight to `peer` to its pipeline depth. */
   private fillRequests(peer: Peer): void {
     if (this.stopped || peer.peerChoking || !peer.amInterested || this.complete) return;
@@ -494,12 +506,13 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     }
     // We only ask a peer for pieces it said it has: a block of any other piece is a lie.
     if (!peer.has.has(index)) return this.ban(peer.conn.remoteAddress, `sent a block of piece ${index}, which it never said it had`);
-    const requested = peer.outstanding.delete(blockKey(index, begin));
+    const ref = blockKey(index, begin);
+    const requested = peer.outstanding.delete(ref) || peer.givenUp.delete(ref);
     peer.download.add(block.length);
     this.downloaded.add(block.length);
     if (!requested) {
-      // Not asked of this peer (or no longer: cancelled, snubbed): kept out of the piece,
-      // or a peer could slip bad blocks into a piece others are sending and dodge the blame.
+      // Never asked of this peer (or cancelled): kept out of the piece, or a peer could
+      // slip bad blocks into a piece others are sending and dodge the blame.
       peer.wastedBytes += block.length;
       this.wastedBytes += block.length;
       return;
@@ -716,8 +729,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       }
       if (now - peer.conn.lastSentAt > KEEPALIVE_AFTER_MS) peer.conn.send({ type: 'keep-alive' });
       if (peer.outstanding.size > 0 && now - peer.lastBlockAt > SNUB_AFTER_MS) {
-        for (const r of peer.outstanding.values()) this.picker.abandon(r.index, r.begin, peer.key);
-        peer.outstanding.clear();
+        this.giveUpRequests(peer);
         peer.lastBlockAt = now;
         // Unchoked us, took requests and never sent a block: it would only hoard the next ones.
         if (peer.download.total === 0) {

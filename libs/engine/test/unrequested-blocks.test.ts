@@ -4,8 +4,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeHandshake, encodeMessage } from '../../wire/src/encode.js';
-import { Reserved } from '../../wire/src/messages.js';
+import { WireDecoder } from '../../wire/src/decode.js';
+import { encodeHandshake, encodeMessage, encodePieceHeader } from '../../wire/src/encode.js';
+import { Reserved, type BlockRef } from '../../wire/src/messages.js';
 import { Engine, type TorrentDescriptor } from '../src/index.js';
 
 const BLOCK = 16 * 1024;
@@ -92,6 +93,76 @@ describe('blocks nobody asked for', () => {
     expect(bad.pushed()).toBeGreaterThan(100);
     expect(t.stats().hashFailures).toBe(0);
     expect(t.stats().wastedBytes).toBeGreaterThan(0);
+    expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
+  }, 30_000);
+});
+
+/**
+ * A seeder that, with the fast extension, chokes us on every batch of requests and then
+ * answers them anyway, then unchokes: BEP 6 lets a choking peer still send what it was
+ * asked for. Every block it sends was requested of it.
+ */
+async function chokingSeeder(info: TorrentDescriptor, data: Buffer): Promise<{ port: number; sent: () => number }> {
+  let sent = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let batch: BlockRef[] = [];
+    const decoder = new WireDecoder(
+      {
+        onHandshake: () => {
+          const reserved = Buffer.alloc(8);
+          reserved[Reserved.fastExtension.byte]! |= Reserved.fastExtension.mask;
+          socket.write(encodeHandshake({ reserved, infoHash: info.infoHash, peerId: randomBytes(20) }));
+          socket.write(encodeMessage({ type: 'have-all' }));
+          socket.write(encodeMessage({ type: 'unchoke' }));
+        },
+        onMessage: (m) => {
+          if (m.type === 'request') batch.push({ index: m.index, begin: m.begin, length: m.length });
+        },
+        onError: () => socket.destroy(),
+      },
+      { expectHandshake: true, pieceCount: info.pieceCount },
+    );
+    socket.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      if (batch.length === 0) return;
+      socket.write(encodeMessage({ type: 'choke' }));
+      for (const r of batch) {
+        const at = r.index * info.pieceLength + r.begin;
+        socket.write(Buffer.concat([encodePieceHeader(r.index, r.begin, r.length), data.subarray(at, at + r.length)]));
+        sent++;
+      }
+      batch = [];
+      socket.write(encodeMessage({ type: 'unchoke' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+  return { port: (server.address() as { port: number }).port, sent: () => sent };
+}
+
+describe('blocks a peer sends after choking us', () => {
+  it('are kept: requests given up on a choke may still be answered, and nothing is fetched twice', async () => {
+    const data = randomBytes(2 * 1024 * 1024);
+    const info = describeFile('choked.bin', data, 64 * 1024);
+    const dir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const seeder = await chokingSeeder(info, data);
+    const leecher = new Engine({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => leecher.close());
+    await leecher.listen();
+    const t = await leecher.addTorrent(info, { dir, mode: 'download', peers: [{ host: '127.0.0.1', port: seeder.port }] });
+    await new Promise((resolve, reject) => {
+      t.once('complete', resolve);
+      t.once('error', reject);
+    });
+    expect(seeder.sent()).toBe(data.length / BLOCK);
+    expect(t.stats().wastedBytes).toBe(0);
     expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
   }, 30_000);
 });
