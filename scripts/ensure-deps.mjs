@@ -6,24 +6,31 @@ import { execSync } from 'node:child_process';
 const marker = 'node_modules/.package-lock.json';
 // Two `npm test` runs at once must not both run `npm ci`: each deletes what the other installs.
 const lock = '.npm-install.lock';
+// Longer than any install takes: a lock this old was left by a killed install.
+const STALE_MS = 10 * 60_000;
 const isStale = () => !existsSync(marker) ||
   (existsSync('package-lock.json') && statSync('package-lock.json').mtimeMs > statSync(marker).mtimeMs + 1000);
+const ignoreGone = (fn) => {
+  try {
+    return fn();
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+    return undefined;
+  }
+};
 
 if (isStale()) {
-  const waitUntil = Date.now() + 10 * 60_000;
   for (;;) {
     try {
       mkdirSync(lock);
       break;
     } catch (err) {
       if (err.code !== 'EEXIST') throw err;
-      // A lock left by a killed install is older than any install takes.
-      if (Date.now() - statSync(lock).mtimeMs > 10 * 60_000 || Date.now() > waitUntil) {
-        rmdirSync(lock);
-        continue;
-      }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
     }
+    // The holder may release (or another waiter remove a stale lock) at any moment.
+    const since = ignoreGone(() => Date.now() - statSync(lock).mtimeMs);
+    if (since !== undefined && since > STALE_MS) ignoreGone(() => rmdirSync(lock));
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
   }
   try {
     if (isStale()) {
@@ -33,6 +40,6 @@ if (isStale()) {
       execSync(existsSync('package-lock.json') ? 'npm ci --ignore-scripts' : 'npm install --ignore-scripts', { stdio: 'inherit' });
     }
   } finally {
-    rmdirSync(lock);
+    ignoreGone(() => rmdirSync(lock));
   }
 }
