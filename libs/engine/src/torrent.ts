@@ -103,6 +103,13 @@ const SUPER_SEED_OFFERS_PER_PEER = 8;
  * rate-limited origin) and every peer keeps the full number of offers.
  */
 const OFFER_LIMITS_FROM_RATE = 256 * 1024;
+/** A peer's rate means something only after this long; before, it keeps the full number of offers. */
+const OFFER_LIMIT_AFTER_MS = 5_000;
+/**
+ * The fewest offers a measured peer keeps: with one, the wait for each piece to be passed
+ * on would cap its rate, and its rate would keep its cap at one.
+ */
+const MIN_OFFERS_PER_PEER = 2;
 const TICK_MS = 1000;
 const CHOKE_EVERY_TICKS = 10;
 /** A read cache nobody used for this many ticks is freed. */
@@ -694,9 +701,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     let fastest = 0;
     for (const p of this.peers.values()) if (p.bitfieldSeen) fastest = Math.max(fastest, p.upload.rate());
     if (fastest < OFFER_LIMITS_FROM_RATE) return;
+    const now = this.clock.now();
     for (const p of this.peers.values()) {
       if (!p.bitfieldSeen) continue;
-      const limit = Math.ceil((SUPER_SEED_OFFERS_PER_PEER * p.upload.rate()) / fastest);
+      const measured = now - p.connectedAt >= OFFER_LIMIT_AFTER_MS;
+      const limit = measured ? Math.max(MIN_OFFERS_PER_PEER, Math.ceil((SUPER_SEED_OFFERS_PER_PEER * p.upload.rate()) / fastest)) : SUPER_SEED_OFFERS_PER_PEER;
       for (const index of policy.setOfferLimit(p.key, limit)) p.conn.send({ type: 'have', index });
     }
   }
