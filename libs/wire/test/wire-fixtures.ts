@@ -2,8 +2,10 @@
 import fc from 'fast-check';
 import {
   WireDecoder,
+  encodeExtensionHandshake,
   encodeHandshake,
   encodeMessage,
+  type ExtensionHandshake,
   type Handshake,
   type ProtocolError,
   type WireDecoderOptions,
@@ -95,11 +97,32 @@ const KNOWN_IDS = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x0d, 0x0e, 0x0f, 0x10,
 const UNKNOWN_IDS = Array.from({ length: 256 }, (_, i) => i).filter((i) => !KNOWN_IDS.has(i));
 
 const bytes = (maxLength: number): fc.Arbitrary<Buffer> => fc.uint8Array({ maxLength }).map((u) => Buffer.from(u));
-const uint32 = fc.integer({ min: 0, max: 0xffffffff });
+const uint32 = fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff));
 
-/** Valid messages; with a piece count, indexes and bitfields fit it. */
-export function validMessage(pieceCount?: number): fc.Arbitrary<WireMessage> {
-  const index = pieceCount === undefined ? uint32 : fc.integer({ min: 0, max: pieceCount - 1 });
+/** Valid BEP 10 handshakes. */
+export const extensionHandshake: fc.Arbitrary<ExtensionHandshake> = fc.record(
+  {
+    // '__proto__' is left out: the decoder drops it on purpose (see parseExtensionHandshake).
+    m: fc.dictionary(
+      fc.oneof(fc.constantFrom('ut_metadata', 'ut_pex', 'lt_donthave', 'upload_only'), fc.string({ maxLength: 8 })).filter((k) => k !== '__proto__'),
+      fc.integer({ min: 0, max: 255 }),
+      { maxKeys: 4 },
+    ),
+    v: fc.string({ maxLength: 20 }),
+    p: fc.integer({ min: 0, max: 0xffff }),
+    reqq: fc.nat(),
+    yourip: fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 })).map((u) => Buffer.from(u)),
+    metadata_size: fc.nat(),
+  },
+  { requiredKeys: ['m'] },
+);
+
+/**
+ * Valid messages; with a piece count, indexes and bitfields fit it. Request, cancel and
+ * reject lengths stay within `maxRequestLength` (the decoder's limit).
+ */
+export function validMessage(pieceCount?: number, maxRequestLength = 16 * 1024): fc.Arbitrary<WireMessage> {
+  const index = pieceCount === undefined || pieceCount === 0 ? uint32 : fc.integer({ min: 0, max: pieceCount - 1 });
   const bitfield =
     pieceCount === undefined
       ? bytes(40)
@@ -109,7 +132,7 @@ export function validMessage(pieceCount?: number): fc.Arbitrary<WireMessage> {
           if (spare > 0) b[b.length - 1] = b[b.length - 1]! & ~((1 << spare) - 1) & 0xff;
           return b;
         });
-  const block = fc.record({ index, begin: uint32, length: fc.integer({ min: 0, max: 16384 }) });
+  const block = fc.record({ index, begin: uint32, length: fc.integer({ min: 0, max: maxRequestLength }) });
   return fc.oneof(
     fc.constantFrom<WireMessage>(
       { type: 'keep-alive' },
@@ -129,6 +152,7 @@ export function validMessage(pieceCount?: number): fc.Arbitrary<WireMessage> {
     block.map((b): WireMessage => ({ type: 'reject', ...b })),
     fc.record({ index, begin: uint32, block: bytes(300) }).map((p): WireMessage => ({ type: 'piece', ...p })),
     fc.integer({ min: 0, max: 0xffff }).map((port): WireMessage => ({ type: 'port', port })),
+    extensionHandshake.map((h): WireMessage => ({ type: 'extended', id: 0, payload: encodeExtensionHandshake(h).subarray(6) })),
     fc.record({ id: fc.integer({ min: 0, max: 255 }), payload: bytes(40) }).map((e): WireMessage => ({ type: 'extended', ...e })),
     fc.record({ id: fc.constantFrom(...UNKNOWN_IDS), payload: bytes(40) }).map((u): WireMessage => ({ type: 'unknown', ...u })),
   );

@@ -23,6 +23,7 @@ import {
   type WireDecoderOptions,
   type WireMessage,
 } from '../../../libs/wire/src/index.js';
+import { extensionHandshake, splitAt, validMessage } from '../../../libs/wire/test/wire-fixtures.js';
 import { PROTOTYPE_KEYS, applyByteOps, byteOp, mutatedBytes, mutatedTree, type Tree } from '../mutate.js';
 import { check, expectTyped, violation, type FuzzTarget, type Outcome } from '../runner.js';
 import { BENCODE_TOKENS, bencodeValue } from './bencode.js';
@@ -41,61 +42,11 @@ const WIRE_TOKENS = [
 ];
 
 const bytes = (maxLength: number) => fc.uint8Array({ maxLength }).map((u) => Buffer.from(u));
-const uint32 = fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff));
-
 const handshake: fc.Arbitrary<Handshake> = fc.record({
   reserved: fc.uint8Array({ minLength: 8, maxLength: 8 }).map((u) => Buffer.from(u)),
   infoHash: fc.uint8Array({ minLength: 20, maxLength: 20 }).map((u) => Buffer.from(u)),
   peerId: fc.uint8Array({ minLength: 20, maxLength: 20 }).map((u) => Buffer.from(u)),
 });
-
-export const extensionHandshake: fc.Arbitrary<ExtensionHandshake> = fc
-  .record(
-    {
-      // '__proto__' is left out: the decoder drops it on purpose (see parseExtensionHandshake).
-      m: fc.dictionary(
-        fc.oneof(fc.constantFrom('ut_metadata', 'ut_pex', 'lt_donthave', 'upload_only'), fc.string({ maxLength: 8 })).filter((k) => k !== '__proto__'),
-        fc.integer({ min: 0, max: 255 }),
-        { maxKeys: 4 },
-      ),
-      v: fc.string({ maxLength: 20 }),
-      p: fc.integer({ min: 0, max: 0xffff }),
-      reqq: fc.nat(),
-      yourip: fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 })).map((u) => Buffer.from(u)),
-      metadata_size: fc.nat(),
-    },
-    { requiredKeys: ['m'] },
-  );
-
-/** Valid messages only; with a piece count, indexes and bitfields fit it. */
-function message(pieceCount: number | undefined, maxRequest: number): fc.Arbitrary<WireMessage> {
-  const index = pieceCount === undefined || pieceCount === 0 ? uint32 : fc.integer({ min: 0, max: pieceCount - 1 });
-  const bitfield =
-    pieceCount === undefined
-      ? bytes(40)
-      : fc.uint8Array({ minLength: Math.ceil(pieceCount / 8), maxLength: Math.ceil(pieceCount / 8) }).map((u) => {
-          const b = Buffer.from(u);
-          const spare = b.length * 8 - pieceCount;
-          if (spare > 0) b[b.length - 1] = b[b.length - 1]! & ~((1 << spare) - 1) & 0xff;
-          return b;
-        });
-  const block = fc.record({ index, begin: uint32, length: fc.integer({ min: 0, max: maxRequest }) });
-  return fc.oneof(
-    fc.constantFrom<WireMessage>({ type: 'keep-alive' }, { type: 'choke' }, { type: 'unchoke' }, { type: 'interested' }, { type: 'not-interested' }, { type: 'have-all' }, { type: 'have-none' }),
-    index.map((i): WireMessage => ({ type: 'have', index: i })),
-    index.map((i): WireMessage => ({ type: 'suggest', index: i })),
-    index.map((i): WireMessage => ({ type: 'allowed-fast', index: i })),
-    bitfield.map((b): WireMessage => ({ type: 'bitfield', bitfield: b })),
-    block.map((b): WireMessage => ({ type: 'request', ...b })),
-    block.map((b): WireMessage => ({ type: 'cancel', ...b })),
-    block.map((b): WireMessage => ({ type: 'reject', ...b })),
-    fc.record({ index, begin: uint32, block: bytes(200) }).map((p): WireMessage => ({ type: 'piece', ...p })),
-    fc.integer({ min: 0, max: 0xffff }).map((port): WireMessage => ({ type: 'port', port })),
-    extensionHandshake.map((h): WireMessage => ({ type: 'extended', id: 0, payload: encodeExtensionHandshake(h).subarray(6) })),
-    fc.record({ id: fc.integer({ min: 1, max: 255 }), payload: bytes(40) }).map((e): WireMessage => ({ type: 'extended', ...e })),
-    fc.record({ id: fc.constantFrom(10, 11, 12, 18, 19, 21, 200, 255), payload: bytes(20) }).map((u): WireMessage => ({ type: 'unknown', ...u })),
-  );
-}
 
 interface WireInput {
   options: WireDecoderOptions;
@@ -112,7 +63,7 @@ const decoderOptions: fc.Arbitrary<WireDecoderOptions> = fc.record({
 
 const wireInput: fc.Arbitrary<WireInput> = decoderOptions.chain((options) => {
   const valid = fc
-    .record({ hs: handshake, messages: fc.array(message(options.pieceCount, options.maxRequestLength!), { maxLength: 12 }) })
+    .record({ hs: handshake, messages: fc.array(validMessage(options.pieceCount, options.maxRequestLength!), { maxLength: 12 }) })
     .map(({ hs, messages }) => Buffer.concat([...(options.expectHandshake ? [encodeHandshake(hs)] : []), ...messages.map(encodeMessage)]));
   const stream = fc.oneof(
     { weight: 1, arbitrary: valid },
@@ -187,18 +138,6 @@ function copyMessage(m: WireMessage): WireMessage {
   if (m.type === 'bitfield') return { ...m, bitfield: Buffer.from(m.bitfield) };
   if (m.type === 'extended' || m.type === 'unknown') return { ...m, payload: Buffer.from(m.payload) };
   return m;
-}
-
-function splitAt(bytes: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => Math.min(c, bytes.length)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let start = 0;
-  for (const p of points) {
-    chunks.push(bytes.subarray(start, p));
-    start = p;
-  }
-  chunks.push(bytes.subarray(start));
-  return chunks;
 }
 
 function sameEvents(a: Event[], b: Event[]): string | undefined {
