@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
@@ -15,6 +15,7 @@ import { AgentPatterns, type AgentSyncRequest, type AgentSyncResponse } from '..
 import type { ReleaseStatus } from '../libs/contracts/src/rest.js';
 import { percentEncodeBytes } from '../libs/tracker/src/query.js';
 import { AGENT_TOKEN, API_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
+import { parsePrometheus, startAgentProcess } from './helpers/agent-process.js';
 import { startCli, type RunningCli } from './helpers/cli.js';
 import { freePort } from './helpers/swarm.js';
 
@@ -47,15 +48,14 @@ async function residentBytes(): Promise<number> {
 }
 
 /**
- * Sends `head`, then up to `total` bytes of `fill`, as fast as the peer reads them,
- * until the peer closes the connection; resolves with what was written by then.
+ * Sends `head`, then up to `total` bytes of `fill`, on a connected socket as fast as the
+ * peer reads them, until the peer closes the connection; resolves with what was written by then.
  */
-function flood(port: number, head: Buffer, total: number, fill: number, timeoutMs = 20_000): Promise<{ written: number; closed: boolean }> {
+function pump(socket: Socket, head: Buffer, total: number, fill: number, timeoutMs = 20_000): Promise<{ written: number; closed: boolean }> {
   return new Promise((resolve) => {
     const chunk = Buffer.alloc(MIB, fill);
-    const socket: Socket = connect(port, '127.0.0.1');
     let written = 0;
-    let closed = false;
+    let closed = socket.destroyed;
     let finished = false;
     const finish = () => {
       if (finished) return;
@@ -70,18 +70,26 @@ function flood(port: number, head: Buffer, total: number, fill: number, timeoutM
       closed = true;
       finish();
     });
-    socket.on('connect', () => {
-      socket.write(head);
-      const pump = () => {
-        while (!closed && written < total) {
-          written += chunk.length;
-          if (!socket.write(chunk)) return void socket.once('drain', pump);
-        }
-        // Everything is out: give the peer a moment to close before calling it open.
-        if (!closed) setTimeout(finish, 2000);
-      };
-      pump();
-    });
+    socket.write(head);
+    const more = () => {
+      while (!closed && written < total) {
+        written += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', more);
+      }
+      // Everything is out: give the peer a moment to close before calling it open.
+      if (!closed) setTimeout(finish, 2000);
+    };
+    more();
+  });
+}
+
+/** `pump` on a new connection to `port`. */
+function flood(port: number, head: Buffer, total: number, fill: number): Promise<{ written: number; closed: boolean }> {
+  const socket: Socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  return new Promise((resolve) => {
+    socket.once('connect', () => resolve(pump(socket, head, total, fill)));
+    socket.once('close', () => resolve({ written: 0, closed: true }));
   });
 }
 
@@ -142,6 +150,72 @@ describe('agent channel: what a client without a token can do', () => {
     socket.write(`${8 * MIB + 1}#`);
     expect(await closed).toBe(true);
   });
+
+  it('answers a frame of the largest size followed by a small one in the same write', async () => {
+    // The transport checks everything it has buffered against its limit: the big frame
+    // and the start of the next, which arrive in one read.
+    const frame = (id: string, padTo?: number): string => {
+      const data = { token: AGENT_TOKEN, agentName: 'probe', holdings: [] };
+      let json = JSON.stringify({ pattern: AgentPatterns.progress, data, id });
+      if (padTo !== undefined) json = `${json.slice(0, -1)},"pad":"${'a'.repeat(padTo - json.length - 9)}"}`;
+      if (padTo !== undefined) expect(json.length).toBe(padTo);
+      return `${json.length}#${json}`;
+    };
+    const socket = connect(ctl.channel.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = '';
+    let closed = false;
+    socket.on('data', (d: Buffer) => (received += d.toString('utf8')));
+    socket.on('close', () => (closed = true));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(frame('big', 8 * MIB) + frame('small'));
+    const deadline = Date.now() + 15_000;
+    while (!(received.includes('"big"') && received.includes('"small"')) && !closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    socket.destroy();
+    expect(closed, 'the controller dropped the connection').toBe(false);
+    const answers = received.match(/\d+#\{[^#]*\}/g)?.map((f) => JSON.parse(f.slice(f.indexOf('#') + 1)) as { id: string; response: unknown }) ?? [];
+    expect(answers.map((a) => [a.id, a.response])).toEqual([['big', { ok: true }], ['small', { ok: true }]]);
+  });
+});
+
+describe("agent channel: what a fake controller can make an agent buffer", () => {
+  it('drops an answer declared over its limit before buffering it, stays up with bounded memory, and reconnects', async () => {
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    let flooded: Promise<{ written: number; closed: boolean }> | undefined;
+    const server: Server = createServer((socket) => {
+      connections++;
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      if (connections > 1) return;
+      // Answer the agent's first call with a frame that declares 100 MB and keeps coming.
+      flooded = new Promise((resolve) => {
+        socket.once('data', () => resolve(pump(socket, Buffer.from(`${100 * MIB}#{"id":"`), 100 * MIB, 0x61)));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const dir = await tempDataDir();
+    const agent = await startAgentProcess({ name: 'probe', dataDir: join(dir.dir, 'agent'), controllerPort: (server.address() as AddressInfo).port, token: AGENT_TOKEN, allowUnsigned: true });
+    try {
+      const rss = async () => parsePrometheus(await agent.metrics()).get('process_resident_memory_bytes') ?? NaN;
+      const before = await rss();
+      const deadline = Date.now() + 15_000;
+      while (flooded === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const { written, closed } = await flooded!;
+      expect(closed).toBe(true);
+      expect(written).toBeLessThan(32 * MIB);
+      while (connections < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(connections, 'the agent called again').toBeGreaterThanOrEqual(2);
+      expect((await rss()) - before).toBeLessThan(48 * MIB);
+      expect((await fetch(`http://127.0.0.1:${agent.httpPort}/healthz`)).status).toBe(200);
+      expect(agent.cli.child.exitCode).toBeNull();
+    } finally {
+      await agent.cli.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await dir.remove();
+    }
+  }, 40_000);
 });
 
 const portOf = (base: string) => Number(new URL(base).port);

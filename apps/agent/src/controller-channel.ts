@@ -2,15 +2,21 @@ import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microse
 import { firstValueFrom, timeout } from 'rxjs';
 import { AgentPatterns, type AgentProgressReport, type AgentSyncRequest, type AgentSyncResponse } from '../../../libs/contracts/src/agent-channel.js';
 import { ChannelRefusedError, type ControllerChannel } from '../../../libs/agent-core/src/release-agent.js';
+import { ControllerAnswerSocket } from '../../controller/src/channel-socket.js';
 
 const PROGRESS_TIMEOUT_MS = 5000;
 
-/** The agent channel over the TCP transport of @nestjs/microservices. */
+/**
+ * The agent channel over the TCP transport of @nestjs/microservices, framed as the
+ * controller frames it: an answer declared over the limit, or a bad length header, drops
+ * the connection before it is buffered (the transport alone would hold 128 M characters
+ * from whatever answers on the controller's address); the next call reconnects.
+ */
 export class TcpControllerChannel implements ControllerChannel {
   private readonly client: ClientProxy;
 
   constructor(address: { host: string; port: number }) {
-    this.client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.host, port: address.port } });
+    this.client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.host, port: address.port, socketClass: ControllerAnswerSocket } });
   }
 
   async sync(request: AgentSyncRequest, timeoutMs: number): Promise<AgentSyncResponse> {
