@@ -1,29 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentIdentity, Holding } from '../../contracts/src/agent-channel.js';
-import { Fleet, type FleetClock } from '../src/fleet.js';
-
-/** Time moves only when the test says so; timers fire as it passes them. */
-class ManualClock implements FleetClock {
-  private t = 1_000_000;
-  private timers: { at: number; fn: () => void }[] = [];
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { at: this.t + ms, fn };
-    this.timers.push(timer);
-    return timer;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t !== handle);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    const due = this.timers.filter((t) => t.at <= this.t);
-    this.timers = this.timers.filter((t) => t.at > this.t);
-    for (const t of due) t.fn();
-  }
-}
+import { Fleet } from '../src/fleet.js';
+import { ManualFleetClock } from './manual-fleet-clock.js';
 
 const identity = (name: string): AgentIdentity => ({ name, labels: {}, addresses: ['10.0.0.1'], peerPort: 6881, diskFreeBytes: 0, version: 'test' });
 const complete: Holding = { name: 'app', version: '1', infoHash: 'ab'.repeat(20), state: 'complete', verifiedBytes: 1, totalBytes: 1, bytesFromOrigin: 1, bytesFromPeers: 0, bytesSent: 0 };
@@ -31,7 +9,7 @@ const states = (fleet: Fleet) => fleet.list().map((a) => `${a.name}:${a.lost ? '
 
 describe('Fleet expiry', () => {
   it('marks a silent agent lost after the timeout and forgets it after the longer one, with what it reported', () => {
-    const clock = new ManualClock();
+    const clock = new ManualFleetClock();
     const fleet = new Fleet(clock, { lostAfterMs: 10_000, forgetAfterMs: 60_000 });
     fleet.recordSync(identity('a'), [complete]);
     fleet.recordSync(identity('b'), []);
@@ -52,7 +30,7 @@ describe('Fleet expiry', () => {
   });
 
   it('counts an agent waiting on a held sync as seen, however long it is held, and sees it again when answered', () => {
-    const clock = new ManualClock();
+    const clock = new ManualFleetClock();
     const fleet = new Fleet(clock, { lostAfterMs: 2_000, forgetAfterMs: 5_000 });
     fleet.recordSync(identity('a'), []);
     const answered = fleet.holdSync('a');

@@ -1,31 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Holding } from '../../contracts/src/agent-channel.js';
-import { Fleet, type FleetClock } from '../src/fleet.js';
+import { Fleet } from '../src/fleet.js';
 import { releaseStatus } from '../src/rollout.js';
 import type { ReleaseRecord } from '../src/release-store.js';
-
-class FakeClock implements FleetClock {
-  t = 1_000_000;
-  private timers: { at: number; fn: () => void }[] = [];
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const timer = { at: this.t + ms, fn };
-    this.timers.push(timer);
-    return timer;
-  }
-  clearTimeout(h: unknown): void {
-    this.timers = this.timers.filter((t) => t !== h);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-    for (const timer of this.timers.filter((x) => x.at <= this.t)) {
-      this.clearTimeout(timer);
-      timer.fn();
-    }
-  }
-}
+import { ManualFleetClock } from './manual-fleet-clock.js';
 
 const release: ReleaseRecord = { name: 'web', version: '1', infoHash: 'ab'.repeat(20), bytes: 1000, createdAt: new Date(1_000_000).toISOString(), selector: { zone: 'a' }, metadata: {}, unpack: false, content: 'content/artifact' };
 
@@ -39,7 +17,7 @@ function identity(name: string, zone: string) {
 
 describe('rollout status', () => {
   it('counts targeted nodes by state and times 50/90/100 % from publish', () => {
-    const clock = new FakeClock();
+    const clock = new ManualFleetClock();
     const fleet = new Fleet(clock);
     for (let i = 0; i < 10; i++) fleet.recordSync(identity(`n${i}`, 'a'), []);
     fleet.recordSync(identity('other', 'b'), [holding('complete')]);
@@ -52,7 +30,7 @@ describe('rollout status', () => {
   });
 
   it('falls back to when the controller first saw a completion', () => {
-    const clock = new FakeClock();
+    const clock = new ManualFleetClock();
     const fleet = new Fleet(clock);
     fleet.recordSync(identity('n0', 'a'), []);
     clock.advance(4000);
@@ -66,7 +44,7 @@ describe('rollout status', () => {
 
 describe('fleet long-poll', () => {
   it('answers at once on a stale revision, on a change, or when the wait ends', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualFleetClock();
     const fleet = new Fleet(clock);
     const rev = fleet.revision;
     await fleet.waitForChange(rev - 1, 10_000);
