@@ -1,30 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Engine, type TorrentDescriptor } from '../src/index.js';
+import { Engine } from '../src/index.js';
+import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
 
-function describeFile(name: string, data: Buffer, pieceLength: number): TorrentDescriptor {
-  const pieceCount = Math.ceil(data.length / pieceLength);
-  const hashes = Buffer.alloc(pieceCount * 20);
-  for (let i = 0; i < pieceCount; i++) {
-    createHash('sha1').update(data.subarray(i * pieceLength, (i + 1) * pieceLength)).digest().copy(hashes, i * 20);
-  }
-  const infoHash = createHash('sha1').update(name + data.length + hashes.toString('hex')).digest();
-  return { infoHash, name, pieceLength, pieceCount, length: data.length, pieceHashes: hashes, files: [{ path: [name], length: data.length, offset: 0 }], singleFile: true };
-}
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { cleanups, tempDir } = cleanupAfterEach();
 
 function engine(): Engine {
   const e = new Engine({ host: '127.0.0.1', port: 0 });

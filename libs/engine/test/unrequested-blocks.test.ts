@@ -1,30 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WireDecoder } from '../../wire/src/decode.js';
 import { encodeHandshake, encodeMessage, encodePieceHeader } from '../../wire/src/encode.js';
 import { Reserved, type BlockRef } from '../../wire/src/messages.js';
 import { Engine, type TorrentDescriptor } from '../src/index.js';
+import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
 
 const BLOCK = 16 * 1024;
 
-function describeFile(name: string, data: Buffer, pieceLength: number): TorrentDescriptor {
-  const pieceCount = Math.ceil(data.length / pieceLength);
-  const hashes = Buffer.alloc(pieceCount * 20);
-  for (let i = 0; i < pieceCount; i++) {
-    createHash('sha1').update(data.subarray(i * pieceLength, (i + 1) * pieceLength)).digest().copy(hashes, i * 20);
-  }
-  const infoHash = createHash('sha1').update(name + data.length + hashes.toString('hex')).digest();
-  return { infoHash, name, pieceLength, pieceCount, length: data.length, pieceHashes: hashes, files: [{ path: [name], length: data.length, offset: 0 }], singleFile: true };
-}
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { cleanups, tempDir } = cleanupAfterEach();
 
 /**
  * A peer that says it has every piece, never unchokes (so it is never asked for
@@ -71,9 +58,8 @@ describe('blocks nobody asked for', () => {
   it('never enter a piece: pushed into pieces being fetched from an honest seeder, they fail no hash and the file is intact', async () => {
     const data = randomBytes(3 * 1024 * 1024);
     const info = describeFile('pushed.bin', data, 64 * 1024);
-    const seedDir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
-    const dir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
-    cleanups.push(() => rm(seedDir, { recursive: true, force: true }), () => rm(dir, { recursive: true, force: true }));
+    const seedDir = await tempDir();
+    const dir = await tempDir();
     await writeFile(join(seedDir, info.name), data);
     // Slow enough that pieces stay half-assembled while the injector pushes.
     const seeder = new Engine({ host: '127.0.0.1', port: 0, uploadRateLimit: 2 * 1024 * 1024 });
@@ -150,8 +136,7 @@ describe('blocks a peer sends after choking us', () => {
   it('are kept: requests given up on a choke may still be answered, and nothing is fetched twice', async () => {
     const data = randomBytes(2 * 1024 * 1024);
     const info = describeFile('choked.bin', data, 64 * 1024);
-    const dir = await mkdtemp(join(tmpdir(), 'swarmship-engine-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const dir = await tempDir();
     const seeder = await chokingSeeder(info, data);
     const leecher = new Engine({ host: '127.0.0.1', port: 0 });
     cleanups.push(() => leecher.close());
