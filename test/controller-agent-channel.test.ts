@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
+import type { ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentPatterns, type AgentIdentity, type AgentSyncRequest, type AgentSyncResponse, type Holding } from '../libs/contracts/src/agent-channel.js';
 import type { AgentSummary, ReleaseStatus } from '../libs/contracts/src/rest.js';
 import { parseTorrent } from '../libs/metainfo/src/parse.js';
-import { AGENT_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
+import { startControllerWithChannel, type ControllerWithChannel } from './helpers/controller-channel.js';
+import { AGENT_TOKEN, authHeaders, type ControllerUnderTest } from './helpers/controller-process.js';
 
-let temp: { dir: string; remove: () => Promise<void> };
+let under: ControllerWithChannel | undefined;
 let ctl: ControllerUnderTest;
 let client: ClientProxy;
 
@@ -27,16 +27,12 @@ async function publish(name: string, version: string, selector?: string): Promis
 }
 
 beforeAll(async () => {
-  temp = await tempDataDir();
-  ctl = await startControllerProcess(join(temp.dir, 'data'));
-  client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: ctl.channel.host, port: ctl.channel.port } }) as ClientProxy;
-  await client.connect();
+  under = await startControllerWithChannel();
+  ({ ctl, client } = under);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ctl?.stop();
-  await temp?.remove();
+  await under?.stop();
 });
 
 describe('controller agent channel', () => {
