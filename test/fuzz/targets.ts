@@ -7,6 +7,7 @@ import type { FuzzTarget } from './runner.js';
 import { agentChannelTarget } from './targets/agent-channel.js';
 import { bencodeTarget } from './targets/bencode.js';
 import { agentConfigTarget, controllerConfigTarget } from './targets/config.js';
+import { manifestTarget } from './targets/manifest.js';
 import { magnetTarget, metainfoTarget } from './targets/metainfo.js';
 import { multipartTarget, publishTarget } from './targets/rest.js';
 import { announceTarget, scrapeTarget } from './targets/tracker.js';
@@ -23,6 +24,7 @@ export const TARGETS: FuzzTarget<never>[] = [
   publishTarget,
   multipartTarget,
   agentChannelTarget,
+  manifestTarget,
   agentConfigTarget,
   controllerConfigTarget,
 ] as FuzzTarget<never>[];

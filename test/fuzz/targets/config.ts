@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { stringify as stringifyYaml } from 'yaml';
 import { AgentConfigError, parseConfigFile, resolveAgentConfig, type AgentConfig, type RawSettings } from '../../../libs/agent-core/src/config.js';
 import { ConfigError, loadControllerConfig, type ControllerConfig } from '../../../libs/controller-core/src/config.js';
+import { generateSigningKey } from '../../../libs/signing/src/keys.js';
 import { PROTOTYPE_KEYS, awkwardJsonLeaf, mutatedText, mutatedTree, type Tree } from '../mutate.js';
 import { check, expectTyped, expectTypedAsync, type FuzzTarget, type Outcome } from '../runner.js';
 
@@ -28,6 +29,10 @@ const YAML_TOKENS = [
 const rate = fc.oneof(fc.constantFrom('0', '50MB', '200mbit', '1GiB', '64MiB', '100kb', '1.5MB', 'unlimited', '16KiB', '800mbit'), fc.integer({ min: 16_384, max: 10 ** 9 }).map(String));
 const port = fc.integer({ min: 1, max: 65535 });
 const label = fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/);
+/** Keys an agent may trust, as PEM text; and a private key, which it must refuse. */
+const [KEY_A, KEY_B] = [generateSigningKey(), generateSigningKey()];
+const PUBLIC_PEMS = [KEY_A.key.publicPem, KEY_B.key.publicPem];
+const PRIVATE_PEM = KEY_A.privatePem;
 
 // ---- agent ----------------------------------------------------------------------------
 
@@ -44,6 +49,8 @@ interface AgentSpec {
   keepVersions: number;
   seedFor: string;
   onPublish: string;
+  trustKeys: string | string[] | undefined;
+  allowUnsigned: boolean | string | undefined;
 }
 
 const agentSpec: fc.Arbitrary<AgentSpec> = fc.record({
@@ -62,9 +69,12 @@ const agentSpec: fc.Arbitrary<AgentSpec> = fc.record({
   keepVersions: fc.integer({ min: 1, max: 1000 }),
   seedFor: fc.oneof(fc.constantFrom('forever', '90s', '30m', '12h', '1.5d'), fc.nat({ max: 10_000 }).map((n) => `${n}s`)),
   onPublish: fc.constantFrom('systemctl reload app', 'true', './hooks/publish.sh'),
+  trustKeys: fc.constantFrom(undefined, PUBLIC_PEMS[0]!, PUBLIC_PEMS, PUBLIC_PEMS.join('')),
+  allowUnsigned: fc.constantFrom(undefined, true, false, 'yes', 'off'),
 });
 
-const AGENT_KEYS = ['controller', 'token', 'name', 'labels', 'data', 'peerPort', 'listenHost', 'advertiseAddress', 'uploadLimit', 'downloadLimit', 'keepVersions', 'seedFor', 'httpPort', 'onPublish'];
+// Every setting the agent's file may hold (libs/agent-core/src/config.ts SPECS).
+const AGENT_KEYS = ['controller', 'token', 'name', 'labels', 'data', 'peerPort', 'listenHost', 'advertiseAddress', 'uploadLimit', 'downloadLimit', 'keepVersions', 'seedFor', 'httpPort', 'onPublish', 'trustKeys', 'allowUnsigned'];
 
 const yamlStyle = fc.record({ flow: fc.boolean(), quote: fc.boolean() });
 
@@ -83,6 +93,7 @@ const configLeaf = fc.oneof(
   awkwardJsonLeaf(),
   fc.constantFrom<Tree>('1constructor', '5__proto__', '1toString', '10hasOwnProperty', '1valueof', 'tcp://h:0', 'udp://h:1', '[::1]:99999', 'forever', '1e400s', '99999999999999999999d', '-1', 'NaN'),
   fc.constantFrom<Tree>({ toString: 1 }, { valueOf: 1, toString: 1 }, { toString: 'x' }, [{ toString: 1 }]),
+  fc.constantFrom<Tree>(PUBLIC_PEMS[0]!, PRIVATE_PEM, PUBLIC_PEMS[0]!.slice(0, 60), '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n', './key.pem', '/dev/null', [PUBLIC_PEMS[1]!, ''], '.'),
 );
 
 type ConfigInput = { text: string; valid?: AgentSpec };
@@ -106,12 +117,16 @@ function checkAgentConfig(c: AgentConfig): void {
   check(Number.isInteger(c.keepVersions) && c.keepVersions >= 1 && c.keepVersions <= 1000, `keepVersions ${c.keepVersions}`);
   check(typeof c.seedSeconds === 'number' && c.seedSeconds >= 0 && !Number.isNaN(c.seedSeconds), `seedSeconds ${c.seedSeconds}`);
   check(c.onPublish === undefined || typeof c.onPublish === 'string', 'onPublish');
+  check(Array.isArray(c.trustedKeys) && typeof c.allowUnsigned === 'boolean' && (c.trustedKeys.length > 0 || c.allowUnsigned), 'no trusted key and not told to run unsigned');
+  for (const k of c.trustedKeys) check(k.publicKey.asymmetricKeyType === 'ed25519' && k.publicKey.type === 'public' && /^[0-9a-f]{16}$/.test(k.keyId), `trusted key ${k.keyId}`);
 }
 
 function checkAgentSpec(c: AgentConfig, s: AgentSpec): void {
   check(c.token === s.token && c.name === s.name && c.peerPort === s.peerPort && c.httpPort === s.httpPort && c.keepVersions === s.keepVersions && c.onPublish === s.onPublish, 'a setting differs from the file');
   const labels = typeof s.labels === 'string' ? Object.fromEntries(s.labels.split(',').map((p) => p.split('=') as [string, string])) : s.labels;
   check(JSON.stringify(Object.entries(c.labels).sort()) === JSON.stringify(Object.entries(labels).sort()), 'labels differ from the file');
+  const trusted = s.trustKeys === undefined ? 0 : Array.isArray(s.trustKeys) ? s.trustKeys.length : s.trustKeys.split('-----BEGIN').length - 1;
+  check(c.trustedKeys.length === trusted, `${c.trustedKeys.length} trusted keys, the file gives ${trusted}`);
 }
 
 export const agentConfigTarget: FuzzTarget<ConfigInput> = {
@@ -146,7 +161,11 @@ export const agentConfigTarget: FuzzTarget<ConfigInput> = {
 
 // ---- controller --------------------------------------------------------------------------
 
-const CONTROLLER_KEYS = ['dataDir', 'host', 'port', 'agentPort', 'peerPort', 'publicHost', 'originUploadLimit', 'superSeed', 'retireGraceSeconds', 'agentTimeoutSeconds', 'pathRoots', 'logFormat', 'token', 'agentToken'];
+// Every setting the controller's file may hold (libs/controller-core/src/config.ts SETTINGS).
+const CONTROLLER_KEYS = [
+  'dataDir', 'host', 'port', 'agentPort', 'peerPort', 'publicHost', 'originUploadLimit', 'superSeed', 'retireGraceSeconds', 'agentTimeoutSeconds',
+  'agentForgetSeconds', 'pathRoots', 'httpHeadersTimeoutSeconds', 'httpIdleTimeoutSeconds', 'logFormat', 'token', 'agentToken', 'signingKeyFile',
+];
 
 const controllerSpec = fc
   .record({
@@ -160,6 +179,11 @@ const controllerSpec = fc
     superSeed: fc.oneof(fc.boolean(), fc.constantFrom('yes', 'off')),
     retireGraceSeconds: fc.integer({ min: 0, max: 30 * 86_400 }),
     agentTimeoutSeconds: fc.integer({ min: 30, max: 600 }),
+    // Longer than any timeout above, or left to its default.
+    agentForgetSeconds: fc.option(fc.integer({ min: 601, max: 30 * 86_400 }), { nil: undefined }),
+    httpHeadersTimeoutSeconds: fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
+    httpIdleTimeoutSeconds: fc.option(fc.integer({ min: 1, max: 86_400 }), { nil: undefined }),
+    signingKeyFile: fc.constantFrom(undefined, '/etc/swarmship/signing-key.pem', 'keys/signing.pem'),
     pathRoots: fc.oneof(fc.array(fc.constantFrom('/srv/artifacts', '/data', 'rel'), { minLength: 1, maxLength: 2 }), fc.constant('/srv/a,/srv/b')),
     logFormat: fc.constantFrom('auto', 'json', 'text'),
     token: fc.stringMatching(/^[A-Za-z0-9_-]{16,40}$/),
@@ -191,6 +215,9 @@ function checkControllerConfig(c: ControllerConfig): void {
   check(Number.isInteger(c.retireGraceSeconds) && c.retireGraceSeconds >= 0 && Number.isInteger(c.agentTimeoutSeconds) && c.agentTimeoutSeconds >= 2 && c.agentForgetSeconds > c.agentTimeoutSeconds, 'grace or timeouts');
   check(['auto', 'json', 'text'].includes(c.logFormat), 'logFormat');
   for (const t of [c.token, c.agentToken]) check(t === '' || (t.length >= 16 && !/\s/.test(t)), 'token');
+  check(Number.isInteger(c.httpHeadersTimeoutSeconds) && c.httpHeadersTimeoutSeconds >= 1 && c.httpHeadersTimeoutSeconds <= 600, `httpHeadersTimeoutSeconds ${c.httpHeadersTimeoutSeconds}`);
+  check(Number.isInteger(c.httpIdleTimeoutSeconds) && c.httpIdleTimeoutSeconds >= 1 && c.httpIdleTimeoutSeconds <= 86_400, `httpIdleTimeoutSeconds ${c.httpIdleTimeoutSeconds}`);
+  check(c.signingKeyFile === undefined || (typeof c.signingKeyFile === 'string' && isAbsolute(c.signingKeyFile)), 'signingKeyFile is not an absolute path');
 }
 
 export const controllerConfigTarget: FuzzTarget<ControllerInput> = {
@@ -213,6 +240,13 @@ export const controllerConfigTarget: FuzzTarget<ControllerInput> = {
         if (valid) {
           const c = config.value;
           check(c.host === valid.host && c.port === valid.port && c.agentPort === valid.agentPort && c.publicHost === valid.publicHost && c.token === valid.token, 'a setting differs from the file');
+          check(
+            (valid.agentForgetSeconds === undefined || c.agentForgetSeconds === valid.agentForgetSeconds) &&
+              (valid.httpHeadersTimeoutSeconds === undefined || c.httpHeadersTimeoutSeconds === valid.httpHeadersTimeoutSeconds) &&
+              (valid.httpIdleTimeoutSeconds === undefined || c.httpIdleTimeoutSeconds === valid.httpIdleTimeoutSeconds) &&
+              (valid.signingKeyFile === undefined) === (c.signingKeyFile === undefined),
+            'a timeout or the signing key differs from the file',
+          );
         }
         return 'accepted';
       },
