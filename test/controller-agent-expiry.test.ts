@@ -27,6 +27,19 @@ function sync(name: string, knownRevision = 0, waitMs = 0): Promise<AgentSyncRes
 
 const agents = async () => ((await (await fetch(`${ctl.api}/agents`, { headers: authHeaders() })).json()) as AgentSummary[]).map((a) => `${a.name}:${a.state}`);
 const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${ctl.base}/metrics`)).text())?.[1]);
+/** The agent list and both gauges, read together so each poll sees one state. */
+const fleet = async () => ({ agents: await agents(), counted: await gauge('swarmship_controller_agents'), lost: await gauge('swarmship_controller_agents_lost') });
+
+/** Polls `read` until it equals `expected`, for at most `ms`; then it must equal it. */
+async function until<T>(read: () => Promise<T>, expected: T, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = await read();
+  while (JSON.stringify(last) !== JSON.stringify(expected) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    last = await read();
+  }
+  expect(last).toEqual(expected);
+}
 
 beforeAll(async () => {
   temp = await tempDataDir();
@@ -45,25 +58,18 @@ describe('controller: agents that go silent', () => {
   it('lists a silent agent as lost after --agent-timeout and drops it after --agent-forget; one in a held sync stays active', async () => {
     const { revision } = await sync('gone');
     await sync('waiting');
-    // Held for 6 s: longer than both timeouts, and the agent is alive all the while.
-    const held = sync('waiting', revision, 6_000);
-    expect(await agents()).toEqual(['gone:active', 'waiting:active']);
-    expect(await gauge('swarmship_controller_agents')).toBe(2);
-    expect(await gauge('swarmship_controller_agents_lost')).toBe(0);
+    // Held for 10 s: well past both timeouts, and the agent is alive all the while.
+    const held = sync('waiting', revision, 10_000);
+    expect(await fleet()).toEqual({ agents: ['gone:active', 'waiting:active'], counted: 2, lost: 0 });
 
-    await new Promise((r) => setTimeout(r, 2_600));
-    expect(await agents()).toEqual(['gone:lost', 'waiting:active']);
-    expect(await gauge('swarmship_controller_agents')).toBe(1);
-    expect(await gauge('swarmship_controller_agents_lost')).toBe(1);
-
-    await new Promise((r) => setTimeout(r, 2_400));
-    expect(await agents()).toEqual(['waiting:active']);
-    expect(await gauge('swarmship_controller_agents')).toBe(1);
-    expect(await gauge('swarmship_controller_agents_lost')).toBe(0);
+    // Lost from 2 s after its last sync, forgotten from 4 s: each state is waited for,
+    // not slept into, and lost must be seen before it is forgotten.
+    await until(fleet, { agents: ['gone:lost', 'waiting:active'], counted: 1, lost: 1 }, 4_000);
+    await until(fleet, { agents: ['waiting:active'], counted: 1, lost: 0 }, 6_000);
 
     await held;
     // A forgotten agent that comes back is simply known again.
     await sync('gone');
     expect(await agents()).toEqual(['gone:active', 'waiting:active']);
-  }, 20_000);
+  }, 30_000);
 });

@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +86,21 @@ describe('controller start-up window', () => {
   });
 });
 
+/** Resolves once a file with some bytes in it is in an upload's staging dir under `staging`. */
+async function waitForStagedUpload(staging: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    for (const upload of await readdir(staging).catch(() => [])) {
+      const content = join(staging, upload, 'content');
+      for (const file of await readdir(content).catch(() => [])) {
+        if (((await stat(join(content, file)).catch(() => undefined))?.size ?? 0) > 0) return;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`no upload reached ${staging} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('retire while the same release is being published', () => {
   let ctl: ControllerUnderTest;
   beforeAll(async () => {
@@ -108,8 +123,9 @@ describe('retire while the same release is being published', () => {
         `Content-Type: application/octet-stream\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n`,
     );
     socket.write(body.subarray(0, size / 2));
-    // The first half is on the controller's disk when the retire comes.
-    await new Promise((r) => setTimeout(r, 300));
+    // The retire comes once the upload is on the controller's disk (<data>/staging/<random>/content/<file>):
+    // before its handler started, it would be a 404, not the race under test.
+    await waitForStagedUpload(join(temp.dir, 'races', 'staging'), 10_000);
     const early = await fetch(`${ctl.api}/releases/racy/1`, { method: 'DELETE', headers: authHeaders() });
     expect(early.status).toBe(409);
     expect(((await early.json()) as ApiError).message).toMatch(/being published right now/);

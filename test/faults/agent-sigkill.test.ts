@@ -110,7 +110,9 @@ describe('fault 1: an agent SIGKILLed at random moments of a download', () => {
       const delay = KILL_MIN_MS + Math.floor(random() * (KILL_MAX_MS - KILL_MIN_MS));
       await sleep(delay);
       if (agent.cli.events.some((e) => e.event === 'published')) throw new Error(why(`the download finished before kill ${kill}: the artifact is too small for ${KILLS} kills`));
-      // Read the metrics, then kill in the same tick: nothing the agent does in between.
+      // Read the metrics, then kill at once. The agent runs on between its answer and the
+      // signal (the answer's way back, this process's next tick, the signal's delivery), so
+      // it may have started one more piece than the metrics said were in flight.
       const samples = parsePrometheus(await agent.metrics());
       agent.cli.child.kill('SIGKILL');
       await agent.cli.exited;
@@ -130,12 +132,13 @@ describe('fault 1: an agent SIGKILLed at random moments of a download', () => {
       const k = { kill, delay, inFlight, refetchedPieces: Math.ceil(Math.max(0, refetched) / pieceLength), lost: Math.max(0, verifiedBeforeKill - resumedNow), early };
       kills.push(k);
       refetchedTotal += Math.max(0, refetched);
-      const ok = k.lost === 0 && refetched <= inFlight * pieceLength && early.corrupted === 0 && early.lost === 0;
+      const refetchBound = (inFlight + 1) * pieceLength;
+      const ok = k.lost === 0 && refetched <= refetchBound && early.corrupted === 0 && early.lost === 0;
       // The copy is whole only after the last restart: the last kill's run is recorded with it.
       if (kill < KILLS || !ok) await killRun(k, { ok, lost: 0, corrupted: 0, recoveryMs: null });
       expect(early, why(`kill ${kill}: a partial copy appeared at the published path`)).toEqual({ corrupted: 0, lost: 0 });
       expect(resumedNow, why(`kill ${kill}: verified bytes before the kill must be found again`)).toBeGreaterThanOrEqual(verifiedBeforeKill);
-      expect(refetched, why(`kill ${kill} after ${delay} ms: refetched ${refetched} bytes with ${inFlight} pieces of ${pieceLength} in flight`)).toBeLessThanOrEqual(inFlight * pieceLength);
+      expect(refetched, why(`kill ${kill} after ${delay} ms: refetched ${refetched} bytes with ${inFlight} pieces of ${pieceLength} in flight (and one more allowed)`)).toBeLessThanOrEqual(refetchBound);
       sentBefore = sent;
       resumed = resumedNow;
     }

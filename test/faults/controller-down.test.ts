@@ -34,20 +34,23 @@ const SCENARIO = '4-controller-down';
 const TITLE = `Controller down ${DOWN_MS / 1000} s in the middle of a rollout, then restarted`;
 
 /**
- * A port free now and outside the kernel's ephemeral range, so no outgoing connection of
- * another process can be given it while the controller is down.
+ * `count` distinct ports, each free now and outside the kernel's ephemeral range, so no
+ * outgoing connection of another process can be given one while the controller is down.
  */
-async function stablePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
+async function stablePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  for (let i = 0; i < 50 * count && ports.size < count; i++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (ports.has(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const server = createServer();
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-    if (free) return port;
+    if (free) ports.add(port);
   }
-  throw new Error('no free port in 20000–31999 after 50 tries');
+  if (ports.size < count) throw new Error(`no ${count} free ports in 20000–31999 after ${50 * count} tries`);
+  return [...ports];
 }
 
 /** What the agents received so far from each other, or from the origin, all together. */
@@ -82,7 +85,8 @@ describe(`fault 4: the controller down ${DOWN_MS / 1000} s in the middle of a ro
       const small = join(dir.dir, 'base.bin');
       await writeArtifact(artifact, SIZE, `fault-controller-down-${run}`);
       await writeArtifact(small, SMALL, `fault-controller-down-base-${run}`);
-      const ports = ['--port', String(await stablePort()), '--agent-port', String(await stablePort()), '--peer-port', String(await stablePort())];
+      const [port, agentPort, peerPort] = (await stablePorts(3)).map(String) as [string, string, string];
+      const ports = ['--port', port, '--agent-port', agentPort, '--peer-port', peerPort];
       const controllerArgs = ['--origin-upload-limit', ORIGIN_LIMIT, ...ports];
       const controllerDir = join(dir.dir, 'controller');
       let controller: ControllerUnderTest = await startControllerProcess(controllerDir, controllerArgs);
