@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { BYTE_RATE_EXAMPLES, parseByteRate } from '../../../libs/contracts/src/rate.js';
 import { parseTorrent } from '../../../libs/metainfo/src/parse.js';
 import type { Metainfo } from '../../../libs/metainfo/src/metainfo.js';
 import type { PeerAddress } from '../../../libs/engine/src/peer-book.js';
@@ -39,19 +40,12 @@ export function parsePort(text: unknown, flag = '--port'): number {
   return port;
 }
 
-const RATE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3,
-  kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8,
-};
-
-/** A rate in bytes per second: `50MB`, `200mbit`, `1GiB`; 0 or absent means unlimited. */
+/** A rate in bytes per second as every command spells it (see parseByteRate); absent means unlimited. */
 export function parseRate(text: unknown, flag: string): number {
   if (text === undefined) return Infinity;
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)(?:\/s)?$/i.exec(String(text).trim());
-  const unit = m ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new UsageError(`${flag} ${String(text)}: expected a rate such as 50MB, 200mbit or 1GiB (per second)`);
-  const rate = Number(m[1]) * unit;
-  return rate === 0 ? Infinity : rate;
+  const rate = parseByteRate(String(text));
+  if (rate === undefined) throw new UsageError(`${flag} ${String(text)}: expected a rate per second such as ${BYTE_RATE_EXAMPLES}`);
+  return rate;
 }
 
 /** --unchoke-slots: how many peers we upload to at once. */

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { BYTE_RATE_EXAMPLES, parseByteRate } from '../../contracts/src/rate.js';
 import { parsePublicKeys, SigningKeyError, type TrustedKey } from '../../signing/src/keys.js';
 
 /** Everything an agent is told at start-up, validated and typed. */
@@ -293,19 +294,11 @@ export function parseLabels(value: unknown, from: string): Record<string, string
   return labels;
 }
 
-const RATE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3,
-  kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8,
-};
-
-/** `50MB`, `200mbit`, `1GiB` per second; 0 is unlimited. */
+/** A rate as every command spells it (see parseByteRate); 0 or unlimited is no cap. */
 function parseRate(v: { value: string; from: string }): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)(?:\/s)?$/i.exec(v.value);
-  // Own keys only: "1constructor" must not find Object's constructor and make the rate NaN.
-  const unit = m && Object.hasOwn(RATE_UNITS, m[2]!.toLowerCase()) ? RATE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new AgentConfigError(v.from, `expected a rate such as 50MB, 200mbit or 1GiB (per second), got "${v.value}"`);
-  const rate = Number(m[1]) * unit;
-  return rate === 0 ? Infinity : rate;
+  const rate = parseByteRate(v.value);
+  if (rate === undefined) throw new AgentConfigError(v.from, `expected a rate per second such as ${BYTE_RATE_EXAMPLES}, got "${v.value}"`);
+  return rate;
 }
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };

@@ -70,6 +70,11 @@ describe('agent configuration', () => {
     expect(resolveWith({ labels: 'role=web, zone=us-2' }).labels).toEqual({ role: 'web', zone: 'us-2' });
   });
 
+  it('reads rates as the controller does: k, m, g units and unlimited', () => {
+    expect(resolveWith({ uploadLimit: '100m', downloadLimit: 'unlimited' })).toMatchObject({ uploadRateLimit: 100e6, downloadRateLimit: Infinity });
+    expect(resolveWith({ uploadLimit: '64MiB', downloadLimit: '0' })).toMatchObject({ uploadRateLimit: 64 * 1024 ** 2, downloadRateLimit: Infinity });
+  });
+
   it.each([
     [{ controller: 'http://x:1' }, {}, /^--controller: "http:\/\/" is not supported/],
     [{}, { SWARMSHIP_PEER_PORT: '70000' }, /^SWARMSHIP_PEER_PORT: expected a port/],

@@ -3,6 +3,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { BYTE_RATE_EXAMPLES, parseByteRate } from '../../contracts/src/rate.js';
 import { writeFileAtomic } from './atomic.js';
 
 /** Everything the controller process needs to start, validated and typed. */
@@ -257,17 +258,12 @@ function pathList(text: string, where: string): string[] {
   return list;
 }
 
-const RATE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kbit: 125, mbit: 125e3, gbit: 125e6 };
-
-/** Bytes per second: `0` or `unlimited` for no cap, else a number with an optional unit (100MB, 800mbit, 64MiB). */
+/** Bytes per second, as every command spells a rate (see parseByteRate); at least 16KiB, or no cap. */
 export function byteRate(text: string, where: string): number {
-  const t = text.trim().toLowerCase();
-  if (t === 'unlimited' || t === '0') return Infinity;
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*?)(?:\/s)?$/.exec(t);
-  // Own keys only: "1constructor" must not find Object's constructor and make the rate NaN.
-  const unit = m && Object.hasOwn(RATE_UNITS, m[2]!) ? RATE_UNITS[m[2]!] : undefined;
-  if (!m || unit === undefined) throw new ConfigError(`${where}: must be bytes per second like 100MB, 64MiB, 800mbit or unlimited, got '${text}'`);
-  const rate = Math.floor(Number(m[1]) * unit);
+  const parsed = parseByteRate(text);
+  if (parsed === undefined) throw new ConfigError(`${where}: must be bytes per second like ${BYTE_RATE_EXAMPLES}, got '${text}'`);
+  if (parsed === Infinity) return Infinity;
+  const rate = Math.floor(parsed);
   if (rate < 16 * 1024) throw new ConfigError(`${where}: at least 16KiB per second, got '${text}'`);
   return rate;
 }

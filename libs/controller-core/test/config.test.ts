@@ -2,7 +2,8 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, ensureTokens, loadControllerConfig } from '../src/config.js';
+import { parseByteRate } from '../../contracts/src/rate.js';
+import { byteRate, ConfigError, ensureTokens, loadControllerConfig } from '../src/config.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -43,6 +44,16 @@ describe('controller config', () => {
     await writeFile(join(dir, 'c.yaml'), yaml);
     await expect(loadControllerConfig({ cwd: dir, flags: { config: 'c.yaml' } })).rejects.toThrow(message);
     await expect(loadControllerConfig({ cwd: dir, flags: { config: 'c.yaml' } })).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  // The agent reads the same spellings (parseByteRate); before, 100m was refused here and meant 100 MB/s there.
+  it.each(['100m', '20k', '2g', '64MiB', '800mbit', '1.5GB/s', '0', '0MB', 'unlimited'])('reads the rate %j as the agent does', (text) => {
+    expect(byteRate(text, '--origin-upload-limit')).toBe(parseByteRate(text));
+  });
+
+  it('refuses an origin rate under 16KiB per second', () => {
+    expect(() => byteRate('16k', '--origin-upload-limit')).toThrow(/^--origin-upload-limit: at least 16KiB per second/);
+    expect(byteRate('16KiB', '--origin-upload-limit')).toBe(16 * 1024);
   });
 
   it('never echoes a rejected token', async () => {

@@ -37,8 +37,11 @@ Every setting comes from a flag, else a SWARMSHIP_* variable, else the YAML file
   --listen-host H         SWARMSHIP_LISTEN_HOST [listenHost]. Default every interface.
   --advertise-address A   SWARMSHIP_ADVERTISE_ADDRESS [advertiseAddress]. The address
                           other nodes dial. Default the first external IPv4 address.
-  --upload-limit RATE     SWARMSHIP_UPLOAD_LIMIT [uploadLimit]. e.g. 100MB, 800mbit.
+  --upload-limit RATE     SWARMSHIP_UPLOAD_LIMIT [uploadLimit]. Default unlimited.
   --download-limit RATE   SWARMSHIP_DOWNLOAD_LIMIT [downloadLimit]. Default unlimited.
+                          A RATE is bytes per second: 100MB, 64MiB, 800mbit (k, m, g,
+                          kb, mb, gb count 1000s; kib, mib, gib 1024s; kbit, mbit, gbit
+                          bits); 0 or unlimited for no cap.
   --keep N                SWARMSHIP_KEEP_VERSIONS [keepVersions]. Published versions
                           kept per artifact. Default 2.
   --seed-for DURATION     SWARMSHIP_SEED_FOR [seedFor]. Seed a release this long after

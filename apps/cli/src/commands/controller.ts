@@ -20,8 +20,11 @@ then the file, then the default):
                              Default 6881.
   --public-host H            How agents reach this controller: goes into announce URLs
                              and the origin address. SWARMSHIP_PUBLIC_HOST. Default 127.0.0.1.
-  --origin-upload-limit R    Origin upload cap, e.g. 100MB, 800mbit, unlimited.
-                             SWARMSHIP_ORIGIN_UPLOAD_LIMIT. Default unlimited.
+  --origin-upload-limit RATE
+                             Origin upload cap. SWARMSHIP_ORIGIN_UPLOAD_LIMIT. Default
+                             unlimited. A RATE is bytes per second: 100MB, 64MiB, 800mbit
+                             (k, m, g, kb, mb, gb count 1000s; kib, mib, gib 1024s; kbit,
+                             mbit, gbit bits); 0 or unlimited for no cap; at least 16KiB.
   --super-seed true|false    Super-seed each new release. SWARMSHIP_SUPER_SEED. Default true.
   --retire-grace SECONDS     How long agents keep a retired release. SWARMSHIP_RETIRE_GRACE.
                              Default 600.

@@ -25,7 +25,7 @@ Options:
   --host H              Address to listen on. Default every interface.
   --seed-after          Keep seeding once complete, until interrupted.
   --peer host:port      Dial this peer (repeatable; [v6]:port for IPv6).
-  --download-limit RATE Cap download, e.g. 100MB, 800mbit. Default unlimited.
+  --download-limit RATE Cap download, e.g. 100MB, 64MiB, 800mbit. Default unlimited.
   --unchoke-slots N     Peers to upload to at once (default 8, plus 1 optimistic).
   --upload-limit RATE   Cap upload. Default unlimited.
   --json                Progress and events as JSON lines on standard output.

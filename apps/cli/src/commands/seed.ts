@@ -23,7 +23,7 @@ Options:
                         copy of the data however many peers download it.
   --peer host:port      Dial this peer as well (repeatable; [v6]:port for IPv6).
   --unchoke-slots N     Peers to upload to at once (default 8, plus 1 optimistic).
-  --upload-limit RATE   Cap upload, e.g. 100MB, 800mbit. Default unlimited.
+  --upload-limit RATE   Cap upload, e.g. 100MB, 64MiB, 800mbit. Default unlimited.
   --trust               Skip the check of the data (only if it was just hashed).
   --json                Progress and events as JSON lines on standard output.
   -h, --help            Show this help.
