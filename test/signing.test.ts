@@ -5,14 +5,17 @@
  * the real agent channel, each with an origin that would serve it, so an agent that did
  * not check would download and publish it.
  */
-import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createHash, sign } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DesiredRelease, Holding } from '../libs/contracts/src/agent-channel.js';
 import type { ReleaseStatus, SigningKeyInfo } from '../libs/contracts/src/rest.js';
 import { createTorrent } from '../libs/metainfo/src/index.js';
-import { generateSigningKey, parsePublicKeys } from '../libs/signing/src/keys.js';
+import { encode } from '../libs/bencode/src/encode.js';
+import { generateSigningKey, parsePrivateKey, parsePublicKeys } from '../libs/signing/src/keys.js';
 import { decodeManifest, verifyManifest } from '../libs/signing/src/manifest.js';
 import { FakeController, makeSigner, signRelease, type TestSigner } from './helpers/agent-fake-controller.js';
 import { startAgentProcess, type AgentUnderTest } from './helpers/agent-process.js';
@@ -78,6 +81,47 @@ describe('signed releases through the product controller', () => {
     expect(manifest).toMatchObject({ name: 'app', version: '1', infoHash: status.infoHash, sha256: artifactSha, size: 3 * MIB, created: status.createdAt });
   }, 90_000);
 
+  it('signs whether a release is unpacked, and re-signs at start-up an unpacked release signed before manifests said so', async () => {
+    const tree = join(dir, 'site');
+    await mkdir(tree);
+    await writeFile(join(tree, 'index.html'), '<h1>signed</h1>\n');
+    const tarball = join(dir, 'site.tar.gz');
+    execFileSync('tar', ['-czf', tarball, '-C', tree, '.']);
+    const form = new FormData();
+    form.set('name', 'site');
+    form.set('version', '1');
+    form.set('unpack', 'true');
+    form.set('file', new Blob([await readFile(tarball)]), 'site.tar.gz');
+    const res = await fetch(`${ctl!.api}/releases`, { method: 'POST', headers: authHeaders(), body: form });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const trusted = parsePublicKeys(await readFile(ctl!.publicKeyFile, 'utf8'), 'controller');
+    const recordPath = join(ctl!.dataDir, 'releases', 'site', '1', 'release.json');
+    const record = JSON.parse(await readFile(recordPath, 'utf8')) as Record<string, unknown>;
+    expect(verifyManifest(Buffer.from(record.manifest as string, 'base64'), Buffer.from(record.signature as string, 'base64'), trusted).manifest.unpack).toBe(true);
+    for (const agent of agents) {
+      await agent.cli.waitFor((e) => e.event === 'published' && e.release === 'site/1', 20_000);
+      expect(await readFile(join(agent.releaseDir('site', '1'), 'unpacked', 'index.html'), 'utf8')).toBe('<h1>signed</h1>\n');
+    }
+
+    // As a controller signed it before manifests carried unpack: the same key, no such field.
+    const appRecordPath = join(ctl!.dataDir, 'releases', 'app', '1', 'release.json');
+    const appManifest = (JSON.parse(await readFile(appRecordPath, 'utf8')) as Record<string, string>).manifest;
+    expect(await ctl!.stop()).toBe(0);
+    ctl = undefined;
+    const { unpack: _unpack, ...fields } = decodeManifest(Buffer.from(record.manifest as string, 'base64'));
+    const legacy = encode({ type: 'swarmship-release/1', ...fields });
+    const key = parsePrivateKey(await readFile(join(dir, 'controller', 'signing-key.pem'), 'utf8'), 'signing-key.pem');
+    await writeFile(recordPath, JSON.stringify({ ...record, manifest: legacy.toString('base64'), signature: sign(null, legacy, key.privateKey).toString('base64') }, null, 2));
+    expect(verifyManifest(legacy, sign(null, legacy, key.privateKey), trusted).manifest.unpack).toBe(false);
+
+    ctl = await startControllerProcess(join(dir, 'controller'));
+    const resigned = JSON.parse(await readFile(recordPath, 'utf8')) as Record<string, string>;
+    expect(resigned.manifest).not.toBe(legacy.toString('base64'));
+    expect(verifyManifest(Buffer.from(resigned.manifest!, 'base64'), Buffer.from(resigned.signature!, 'base64'), trusted).manifest).toMatchObject({ name: 'site', version: '1', unpack: true });
+    // A release that is not unpacked reads the same either way: its manifest is left as it was.
+    expect((JSON.parse(await readFile(appRecordPath, 'utf8')) as Record<string, string>).manifest).toBe(appManifest);
+  }, 90_000);
+
   it('signs releases stored before signing at start-up, and re-signs all of them when its key is rotated', async () => {
     const recordPath = join(ctl!.dataDir, 'releases', 'app', '1', 'release.json');
     const oldKeyFile = join(dir, 'old.pub.pem');
@@ -131,14 +175,16 @@ describe('forged releases delivered to an agent', () => {
   let agent: AgentUnderTest;
   let good: string;
   let evil: string;
-  /** A torrent of `evil` per case (distinct source tags), each seeded, so every forgery could be downloaded. */
+  /** A tarball, for the cases about unpacking. */
+  let tarball: string;
+  /** A torrent of `evil` (or `tarball`) per case (distinct source tags), each seeded, so every forgery could be downloaded. */
   const torrents = new Map<string, DesiredRelease>();
 
-  async function seeded(tag: string, announce: string): Promise<DesiredRelease> {
-    const { torrent, metainfo } = await createTorrent(evil, { pieceLength: 256 * 1024, announce: [announce], source: tag, creationDate: false });
+  async function seeded(tag: string, announce: string, content = evil): Promise<DesiredRelease> {
+    const { torrent, metainfo } = await createTorrent(content, { pieceLength: 256 * 1024, announce: [announce], source: tag, creationDate: false });
     const path = join(dir, `${tag}.torrent`);
     await writeFile(path, torrent);
-    await procs.seeder(path, evil);
+    await procs.seeder(path, content);
     return { name: 'app', version: tag, infoHash: metainfo.infoHashHex, torrent: torrent.toString('base64') };
   }
 
@@ -159,10 +205,15 @@ describe('forged releases delivered to an agent', () => {
     evil = join(dir, 'evil.bin');
     await writeArtifact(good, BYTES, 'signing-good');
     await writeArtifact(evil, BYTES, 'signing-evil');
+    await mkdir(join(dir, 'tree'));
+    await writeFile(join(dir, 'tree', 'run.sh'), '#!/bin/sh\necho hello\n');
+    tarball = join(dir, 'bundle.tar');
+    execFileSync('tar', ['-cf', tarball, '-C', join(dir, 'tree'), '.']);
     trusted = await makeSigner(dir, 'trusted');
     stranger = await makeSigner(dir, 'stranger');
     const { announce } = await procs.tracker();
     for (const tag of ['swapped', 'stranger', 'tampered', 'wrong-sha', 'unsigned', 'genuine']) torrents.set(tag, await seeded(tag, announce));
+    for (const tag of ['unpack-added', 'unpack-stripped']) torrents.set(tag, await seeded(tag, announce, tarball));
     controller = new FakeController(TOKEN, { origin: { host: '127.0.0.1', port: 1 }, announceUrl: announce, retireGraceSeconds: 0 });
     await controller.start(await freePort('127.0.0.1'));
     agent = await startAgentProcess({ name: 'node', dataDir: join(dir, 'node'), controllerPort: controller.port, token: TOKEN, trustKeys: [trusted.publicKeyFile] });
@@ -217,6 +268,24 @@ describe('forged releases delivered to an agent', () => {
     await expectNothingPublished('unsigned');
   });
 
+  it('refuses unpack added to a release signed as an opaque file, or stripped from one signed to be unpacked, and downloads nothing', async () => {
+    // Signed as a file to publish as it is; delivered with unpack, which would extract it on the node.
+    const opaque = await signRelease(torrents.get('unpack-added')!, tarball, trusted);
+    const added = await deliver({ ...opaque, unpack: true });
+    expect(added.state).toBe('failed');
+    expect(added.error).toBe('refused: the release says to unpack the artifact, the signed manifest does not; nothing downloaded');
+    expect(added.bytesFromOrigin + added.bytesFromPeers + added.verifiedBytes).toBe(0);
+    await expectNothingPublished('unpack-added');
+
+    // Signed to be unpacked; delivered without, which would leave what runs from unpacked/ stale or missing.
+    const { unpack: _unpack, ...stripped } = await signRelease({ ...torrents.get('unpack-stripped')!, unpack: true }, tarball, trusted);
+    const h = await deliver(stripped);
+    expect(h.state).toBe('failed');
+    expect(h.error).toBe('refused: the signed manifest says to unpack the artifact, the release does not; nothing downloaded');
+    expect(h.bytesFromOrigin + h.bytesFromPeers + h.verifiedBytes).toBe(0);
+    await expectNothingPublished('unpack-stripped');
+  });
+
   it('publishes nothing when every piece verifies but the artifact is not the one the manifest names (SHA-256)', async () => {
     // Signed by the trusted key for this very torrent, but vouching for other bytes:
     // what a SHA-1 collision in the pieces would look like.
@@ -225,13 +294,43 @@ describe('forged releases delivered to an agent', () => {
     const h = await deliver(d);
     expect(h.state).toBe('failed');
     const evilSha = createHash('sha256').update(await readFile(evil)).digest('hex');
-    expect(h.error).toBe(`refused: the downloaded artifact's SHA-256 ${evilSha} is not the signed manifest's ${goodSha}; nothing published, the download was discarded`);
+    expect(h.error).toBe(
+      `refused: the downloaded artifact's SHA-256 ${evilSha} is not the signed manifest's ${goodSha}; nothing published, the download was discarded; not downloaded again until the controller sends another manifest (a re-publish or a re-sign)`,
+    );
     // It was downloaded and every piece verified; then thrown away.
     expect(h.bytesFromOrigin + h.bytesFromPeers).toBe(BYTES);
     await expectNothingPublished('wrong-sha');
     const refused = await agent.cli.waitFor((e) => e.event === 'release-refused' && e.release === 'app/wrong-sha', 5_000);
     expect(refused.level).toBe('error');
   });
+
+  it('does not download an artifact that failed its SHA-256 again until the controller sends another manifest', async () => {
+    // Continues the case above: app/wrong-sha failed its SHA-256 once, with one download.
+    const downloads = () => agent.cli.events.filter((e) => e.event === 'download-started' && e.release === 'app/wrong-sha').length;
+    const received = () => {
+      const h = controller.holding(agent.name, 'app', 'wrong-sha')!;
+      return h.bytesFromOrigin + h.bytesFromPeers;
+    };
+    expect(downloads()).toBe(1);
+    const wrong = controller.desired[0]!;
+    // Past the first retry of an ordinary failure (5 s at most), with the same manifest
+    // answered again on the way: still one download, and nothing more received.
+    await new Promise((r) => setTimeout(r, 4_000));
+    controller.setDesired([{ ...wrong }]);
+    await new Promise((r) => setTimeout(r, 4_000));
+    expect(downloads()).toBe(1);
+    expect(received()).toBe(BYTES);
+    const held = controller.holding(agent.name, 'app', 'wrong-sha')!;
+    expect(held.state).toBe('failed');
+    expect(held.error).toMatch(/^refused: the downloaded artifact's SHA-256 /);
+
+    // The controller sends a corrected manifest: downloaded again, at once, and published.
+    controller.setDesired([await signRelease(torrents.get('wrong-sha')!, evil, trusted)]);
+    const h = await controller.waitForHolding(agent.name, 'app', 'wrong-sha', (x) => x?.state === 'complete', 20_000);
+    expect(downloads()).toBe(2);
+    expect(h!.bytesFromOrigin + h!.bytesFromPeers).toBe(2 * BYTES);
+    expect(await sha256OfFile(join(agent.releaseDir('app', 'wrong-sha'), 'evil.bin'))).toBe(await sha256OfFile(evil));
+  }, 40_000);
 });
 
 describe('an agent without a trusted key', () => {
@@ -242,6 +341,45 @@ describe('an agent without a trusted key', () => {
       expect(await cli.exited).toBe(2);
       expect(cli.stderr()).toMatch(/^swarmship agent: --trust-key: no key to verify releases with\. .*signing-key\.pub\.pem.*swarmship controller --print-public-key.*GET \/api\/v1\/signing-key/);
       expect(await exists(join(dir, 'agent'))).toBe(false);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
+
+describe('swarmship controller --print-public-key', () => {
+  const env = { SWARMSHIP_DATA: '', SWARMSHIP_SIGNING_KEY: '', SWARMSHIP_CONFIG: '' };
+
+  it('prints the key a controller signs with, and makes none when there is none', async () => {
+    const dir = await makeTempDir('swarmship-printkey-');
+    try {
+      const data = join(dir, 'controller');
+      const missing = startCli(['controller', '--data', data, '--print-public-key'], env);
+      expect(await missing.exited).toBe(2);
+      expect(missing.stdout()).toBe('');
+      const message = missing.stderr();
+      expect(message).toContain(`no signing key at ${join(data, 'signing-key.pem')}`);
+      expect(message).toContain('--data (SWARMSHIP_DATA)');
+      expect(message).toContain('--signing-key (SWARMSHIP_SIGNING_KEY)');
+      expect(await exists(data)).toBe(false);
+
+      const named = join(dir, 'ops-key.pem');
+      const missingNamed = startCli(['controller', '--data', data, '--signing-key', named, '--print-public-key'], env);
+      expect(await missingNamed.exited).toBe(2);
+      expect(missingNamed.stderr()).toContain(`signing key ${named} (--signing-key, SWARMSHIP_SIGNING_KEY) does not exist`);
+      expect(await exists(named)).toBe(false);
+      expect(await exists(data)).toBe(false);
+
+      // The key a controller made at its first start: printed, and nothing written beside it.
+      const made = generateSigningKey();
+      await mkdir(data);
+      await writeFile(join(data, 'signing-key.pem'), made.privatePem, { mode: 0o600 });
+      const printed = startCli(['controller', '--data', data, '--print-public-key'], env);
+      const closed = once(printed.child, 'close');
+      expect(await printed.exited, printed.stderr()).toBe(0);
+      await closed;
+      expect(printed.stdout()).toBe(made.key.publicPem);
+      expect(await entries(data)).toEqual(['signing-key.pem']);
     } finally {
       await removeDir(dir);
     }

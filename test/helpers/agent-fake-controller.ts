@@ -122,7 +122,7 @@ export async function makeSigner(dir: string, name = 'controller'): Promise<Test
 
 /**
  * `d` with the manifest the product's controller would send: name, version, info hash,
- * and the SHA-256 and size of `content` (a single-file artifact), signed by `signer`.
+ * the SHA-256 and size of `content` (a single-file artifact) and `d`'s unpack, signed by `signer`.
  * `lie` replaces manifest fields after they were computed, to forge one.
  */
 export async function signRelease(d: DesiredRelease, content: string, signer: TestSigner, lie: Partial<ReleaseManifest> = {}): Promise<DesiredRelease> {
@@ -133,6 +133,7 @@ export async function signRelease(d: DesiredRelease, content: string, signer: Te
     sha256: await sha256OfFile(content),
     size: (await stat(content)).size,
     created: '2030-01-01T00:00:00.000Z',
+    unpack: d.unpack === true,
     ...lie,
   };
   const signed = signManifest(manifest, signer.key);

@@ -60,6 +60,21 @@ export class ReleaseRefusedError extends Error {
   override name = 'ReleaseRefusedError';
 }
 
+/**
+ * The downloaded artifact is not the one the signed manifest names (its SHA-256). Unlike
+ * the other refusals this one cost a whole download, and the same manifest would cost
+ * another: the release waits for the controller to send a different one.
+ */
+class ArtifactRefusedError extends ReleaseRefusedError {
+  constructor(
+    message: string,
+    /** The manifest (base64, as sent) the artifact was checked against. */
+    readonly manifest: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The signed manifest as a desired release carries it (base64), still unverified. */
 interface SignedRelease {
   manifest: string;
@@ -78,6 +93,12 @@ interface Held {
   unpack: boolean;
   /** The controller's signed manifest for this release, from its latest desired state. */
   signed?: SignedRelease;
+  /**
+   * A manifest whose artifact was downloaded and did not match its SHA-256: not
+   * downloaded again until the controller sends another manifest (a re-publish or a
+   * re-sign), so a bad release costs each node one download, not one every few minutes.
+   */
+  refusedManifest?: string;
   state: HoldingState;
   error?: string;
   completedAt?: number;
@@ -402,7 +423,11 @@ export class ReleaseAgent {
         h.signed = signedOf(d);
         h.removeAt = undefined;
         if (h.task || !h.metainfo) continue;
-        if (h.state === 'pending' || h.state === 'removing' || (h.state === 'failed' && h.retryAt !== undefined && now >= h.retryAt)) {
+        // Like the signature, checked against the manifest when a download starts; never
+        // changed under a running one, and meaningless once the release is published.
+        if (h.state !== 'complete') h.unpack = d.unpack === true;
+        if (h.state === 'pending' || h.state === 'removing' || (h.state === 'failed' && this.retryDue(h, now))) {
+          h.refusedManifest = undefined;
           this.startTask(h, (signal) => this.obtain(h!, signal));
         }
       }
@@ -422,6 +447,12 @@ export class ReleaseAgent {
       this.pruneOldVersions(wanted);
     }
     this.stopSeedingExpired(now);
+  }
+
+  /** A failed release is tried again: after its backoff, or when the controller sends another manifest than the one its artifact failed. */
+  private retryDue(h: Held, now: number): boolean {
+    if (h.refusedManifest !== undefined) return h.signed?.manifest !== h.refusedManifest;
+    return h.retryAt !== undefined && now >= h.retryAt;
   }
 
   /** Per artifact, published copies beyond the kept count go, oldest first; desired ones always stay. */
@@ -478,6 +509,12 @@ export class ReleaseAgent {
     h.state = 'failed';
     h.error = noSpace ? 'no space left on device' : err.message;
     this.metrics.releaseFailures.inc({ reason: noSpace ? 'no-space' : err instanceof ReleaseRefusedError ? 'refused' : 'other' });
+    if (err instanceof ArtifactRefusedError) {
+      h.refusedManifest = err.manifest;
+      h.retryAt = undefined;
+      this.log.error('release-refused', { release: h.key, error: h.error, retry: 'when the controller sends another manifest' });
+      return;
+    }
     h.retryAt = this.now() + backoff(h.failures, RETRY_MIN_MS, RETRY_MAX_MS);
     if (noSpace) await this.store.removeStaging(h.name, h.version).catch(() => undefined);
     this.log.error(err instanceof ReleaseRefusedError ? 'release-refused' : 'release-failed', { release: h.key, error: h.error, retryInSeconds: Math.round((h.retryAt - this.now()) / 1000) });
@@ -490,7 +527,8 @@ export class ReleaseAgent {
     const published = await this.store.isPublished(h.name, h.version);
     if (published) return this.servePublished(h, published.at, false);
     // Checked before a byte is fetched or a file made: a forged release costs nothing.
-    const manifest = this.checkManifest(h);
+    const checked = this.checkManifest(h);
+    const manifest = checked?.manifest;
     h.state = 'downloading';
     h.error = undefined;
     h.startedAt = this.now();
@@ -532,7 +570,7 @@ export class ReleaseAgent {
     if (manifest) {
       h.state = 'verifying';
       this.reportDirty = true;
-      sha256 = await this.checkArtifact(h, staging, manifest);
+      sha256 = await this.checkArtifact(h, staging, manifest, checked.signed);
     }
     h.state = 'publishing';
     this.reportDirty = true;
@@ -552,10 +590,14 @@ export class ReleaseAgent {
 
   /**
    * The release's manifest, verified: signed by a trusted key and naming this very
-   * torrent (name, version, info hash, size). Undefined when unsigned releases are
-   * allowed and there is nothing to check. Throws ReleaseRefusedError with the reason.
+   * torrent (name, version, info hash, size) and whether it is unpacked. Undefined when
+   * unsigned releases are allowed and there is nothing to check. Throws
+   * ReleaseRefusedError with the reason.
    */
-  private checkManifest(h: Held): ReleaseManifest | undefined {
+  private checkManifest(h: Held): { manifest: ReleaseManifest; signed: string } | undefined {
+    if (h.unpack && !(h.metainfo!.singleFile && isTarball(h.metainfo!.name))) {
+      throw new ReleaseRefusedError(`refused: unpack needs a single .tar, .tar.gz or .tgz file; the artifact is ${h.metainfo!.name}; nothing downloaded`);
+    }
     const s = h.signed;
     if (!s) {
       if (this.config.allowUnsigned) return undefined;
@@ -569,24 +611,28 @@ export class ReleaseAgent {
       if (err instanceof ManifestError) throw new ReleaseRefusedError(`refused: ${err.message}; nothing downloaded`);
       throw err;
     }
-    const mismatch = manifestMismatch(manifest, { name: h.name, version: h.version, infoHash: h.infoHash, size: h.metainfo!.length });
+    const mismatch = manifestMismatch(manifest, { name: h.name, version: h.version, infoHash: h.infoHash, size: h.metainfo!.length, unpack: h.unpack });
     if (mismatch) throw new ReleaseRefusedError(`refused: ${mismatch}; nothing downloaded`);
-    return manifest;
+    return { manifest, signed: s.manifest };
   }
 
   /**
    * SHA-256 of the whole downloaded artifact against the signed manifest, before it is
    * published. Every piece matched its SHA-1 already; this closes the gap a SHA-1
    * collision would leave. Read and hashed on a hash worker, 1 MiB at a time. On a
-   * mismatch the download is thrown away and nothing is published.
+   * mismatch the download is thrown away, nothing is published, and the release waits
+   * for another manifest (`signed`, as sent) before it is downloaded again.
    */
-  private async checkArtifact(h: Held, staging: string, manifest: ReleaseManifest): Promise<string> {
+  private async checkArtifact(h: Held, staging: string, manifest: ReleaseManifest, signed: string): Promise<string> {
     const m = h.metainfo!;
     const files = layoutFiles(staging, m.name, m.files, m.singleFile).filter((f) => !f.pad);
     const digest = (await this.hashPool!.sha256Files(files.map((f) => ({ path: f.path, position: 0, length: f.length })))).toString('hex');
     if (digest !== manifest.sha256) {
       await this.store.removeStaging(h.name, h.version);
-      throw new ReleaseRefusedError(`refused: the downloaded artifact's SHA-256 ${digest} is not the signed manifest's ${manifest.sha256}; nothing published, the download was discarded`);
+      throw new ArtifactRefusedError(
+        `refused: the downloaded artifact's SHA-256 ${digest} is not the signed manifest's ${manifest.sha256}; nothing published, the download was discarded; not downloaded again until the controller sends another manifest (a re-publish or a re-sign)`,
+        signed,
+      );
     }
     return digest;
   }

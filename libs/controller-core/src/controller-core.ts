@@ -272,7 +272,8 @@ export class ControllerCore {
       .filter((r) => selectorMatches(r.record.selector, labels))
       .map((r) => {
         const d: DesiredRelease = { name: r.record.name, version: r.record.version, infoHash: r.record.infoHash, torrent: r.torrent.toString('base64'), metadata: r.record.metadata };
-        if (r.record.unpack) d.unpack = true;
+        // As signed: the manifest says unpack only for a record's `true`.
+        if (r.record.unpack === true) d.unpack = true;
         if (r.record.manifest !== undefined && r.record.signature !== undefined) {
           d.manifest = r.record.manifest;
           d.signature = r.record.signature;

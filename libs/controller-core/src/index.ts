@@ -10,4 +10,4 @@ export { createLogger, silentLogger, type Logger } from './logger.js';
 export { secretsEqual, bearerToken } from './auth.js';
 export { selectorMatches, parseSelector, parseMetadata } from './labels.js';
 export { writeFileAtomic } from './atomic.js';
-export { openSigningKey, type ControllerSigningKey } from './signing-key.js';
+export { openSigningKey, readSigningKey, type ControllerSigningKey } from './signing-key.js';

@@ -151,7 +151,8 @@ export class ReleaseStore {
 
   /**
    * Signs a release stored before releases were signed, or signed with another key
-   * than today's (after a key rotation), or whose manifest no longer matches its record.
+   * than today's (after a key rotation), or whose manifest no longer matches its record
+   * (one signed before manifests carried `unpack`, for a release that is unpacked).
    * The artifact's SHA-256 is computed from the content when the record lacks it.
    */
   private async signIfNeeded(release: Release): Promise<boolean> {
@@ -159,13 +160,13 @@ export class ReleaseStore {
     if (r.manifest !== undefined && r.signature !== undefined && r.signingKey === this.options.signingKey.keyId && r.sha256 !== undefined) {
       try {
         const m = decodeManifest(Buffer.from(r.manifest, 'base64'));
-        if (m.name === r.name && m.version === r.version && m.infoHash === r.infoHash && m.sha256 === r.sha256 && m.size === r.bytes) return false;
+        if (m.name === r.name && m.version === r.version && m.infoHash === r.infoHash && m.sha256 === r.sha256 && m.size === r.bytes && m.unpack === (r.unpack === true)) return false;
       } catch {
         // Re-signed below.
       }
     }
     const sha256 = r.sha256 ?? (await this.sha256Of(release.contentPath, release.metainfo));
-    const record = { ...r, ...this.sign({ name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt }) };
+    const record = { ...r, ...this.sign({ name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt, unpack: r.unpack === true }) };
     await writeFileAtomic(join(this.releasesDir, r.name, r.version, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
     release.record = record;
     return true;
@@ -319,7 +320,7 @@ export class ReleaseStore {
         metadata: fields.metadata,
         unpack: fields.unpack,
         content: placed.content,
-        ...this.sign({ name: fields.name, version: fields.version, infoHash: made.metainfo.infoHashHex, sha256, size: made.metainfo.length, created: createdAt }),
+        ...this.sign({ name: fields.name, version: fields.version, infoHash: made.metainfo.infoHashHex, sha256, size: made.metainfo.length, created: createdAt, unpack: fields.unpack }),
       };
       const duplicate = [...this.releases.values()].find((r) => r.record.infoHash === record.infoHash && r.record.retiredAt === undefined);
       if (duplicate) {

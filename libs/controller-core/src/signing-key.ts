@@ -62,6 +62,24 @@ export function openSigningKey(config: Pick<ControllerConfig, 'dataDir' | 'signi
   return { ...key, file, publicFile, generated };
 }
 
+/**
+ * The signing key a controller with this configuration uses, read and nothing else:
+ * none is made and no file written, so what it returns is the key a running controller
+ * signs with (`--print-public-key`). A missing key is a ConfigError naming the file and
+ * the settings that choose it.
+ */
+export function readSigningKey(config: Pick<ControllerConfig, 'dataDir' | 'signingKeyFile'>): SigningKey {
+  const given = config.signingKeyFile !== undefined;
+  const file = config.signingKeyFile ?? join(config.dataDir, KEY_FILE);
+  return readKey(file, given ? `signing key ${file}` : file, () => {
+    throw new ConfigError(
+      given
+        ? `signing key ${file} (--signing-key, SWARMSHIP_SIGNING_KEY) does not exist; nothing was made`
+        : `no signing key at ${file}: a controller makes one at its first start, and none has started with this data dir; nothing was made. Point --data (SWARMSHIP_DATA) at the controller's data dir, or --signing-key (SWARMSHIP_SIGNING_KEY) at its key`,
+    );
+  });
+}
+
 function readKey(path: string, where: string, missing: () => SigningKey): SigningKey {
   let pem: string;
   try {

@@ -5,8 +5,9 @@ import type { BencodeDict } from '../../bencode/src/value.js';
 import type { SigningKey, TrustedKey } from './keys.js';
 
 /**
- * What a controller vouches for when it signs a release: the torrent (by info hash) and
- * the whole artifact (by SHA-256 and size) that name@version stands for.
+ * What a controller vouches for when it signs a release: the torrent (by info hash), the
+ * whole artifact (by SHA-256 and size) that name@version stands for, and whether agents
+ * unpack it.
  */
 export interface ReleaseManifest {
   name: string;
@@ -19,6 +20,12 @@ export interface ReleaseManifest {
   size: number;
   /** When the release was published (ISO 8601). */
   created: string;
+  /**
+   * Agents unpack the artifact (a .tar/.tar.gz) once it is verified. Encoded only when
+   * true: a manifest without the key (every one signed before the key existed) means
+   * false, and a release that is not unpacked has one encoding, old or new.
+   */
+  unpack: boolean;
 }
 
 /** A manifest as it travels: the exact bytes signed, the signature and the signer's key id. */
@@ -40,7 +47,7 @@ export type ManifestErrorCode =
   | 'signature-length'
   /** No trusted key verifies the signature. */
   | 'bad-signature'
-  /** A valid manifest for something else: name, version, info hash or size differ. */
+  /** A valid manifest for something else: name, version, info hash, size or unpack differ. */
   | 'mismatch';
 
 export class ManifestError extends Error {
@@ -56,7 +63,8 @@ export class ManifestError extends Error {
 /** The canonical bytes of `m` (bencode: keys sorted, one encoding only); what is signed. */
 export function encodeManifest(m: ReleaseManifest): Buffer {
   checkFields(m);
-  return encode({ type: MANIFEST_TYPE, name: m.name, version: m.version, infoHash: m.infoHash, sha256: m.sha256, size: m.size, created: m.created });
+  // `unpack` is left out when false (encode drops undefined entries).
+  return encode({ type: MANIFEST_TYPE, name: m.name, version: m.version, infoHash: m.infoHash, sha256: m.sha256, size: m.size, created: m.created, unpack: m.unpack ? 1 : undefined });
 }
 
 /** Reads canonical manifest bytes; unknown keys are allowed (later versions may add some) but every known one must be right. */
@@ -78,7 +86,10 @@ export function decodeManifest(bytes: Buffer): ReleaseManifest {
   if (text('type') !== MANIFEST_TYPE) throw new ManifestError('malformed', `manifest type '${text('type')}' is not ${MANIFEST_TYPE}`);
   const size = d['size'];
   if (typeof size !== 'number') throw new ManifestError('malformed', "manifest field 'size' is missing or not an integer");
-  const m: ReleaseManifest = { name: text('name'), version: text('version'), infoHash: text('infoHash'), sha256: text('sha256'), size, created: text('created') };
+  // Absent is false; present it must be 1, so that false has one encoding.
+  const unpack = d['unpack'];
+  if (unpack !== undefined && unpack !== 1) throw new ManifestError('malformed', "manifest field 'unpack' must be 1 when present (absent means false)");
+  const m: ReleaseManifest = { name: text('name'), version: text('version'), infoHash: text('infoHash'), sha256: text('sha256'), size, created: text('created'), unpack: unpack === 1 };
   checkFields(m);
   return m;
 }
@@ -104,11 +115,12 @@ export function verifyManifest(bytes: Buffer, signature: Buffer, trusted: readon
   return { manifest: decodeManifest(bytes), key };
 }
 
-/** Why `m` does not describe the release an agent was given, or undefined when it does. */
-export function manifestMismatch(m: ReleaseManifest, given: { name: string; version: string; infoHash: string; size: number }): string | undefined {
+/** Why `m` does not describe the release an agent was given (name, version, info hash, size, unpack), or undefined when it does. */
+export function manifestMismatch(m: ReleaseManifest, given: { name: string; version: string; infoHash: string; size: number; unpack: boolean }): string | undefined {
   if (m.name !== given.name || m.version !== given.version) return `the signed manifest is for ${m.name}@${m.version}, not ${given.name}@${given.version}`;
   if (m.infoHash !== given.infoHash.toLowerCase()) return `the torrent's info hash ${given.infoHash} is not the signed manifest's ${m.infoHash}`;
   if (m.size !== given.size) return `the torrent holds ${given.size} bytes, the signed manifest ${m.size}`;
+  if (m.unpack !== given.unpack) return given.unpack ? 'the release says to unpack the artifact, the signed manifest does not' : 'the signed manifest says to unpack the artifact, the release does not';
   return undefined;
 }
 
@@ -120,4 +132,5 @@ function checkFields(m: ReleaseManifest): void {
   if (!/^[0-9a-f]{64}$/.test(m.sha256)) throw bad('sha256', 'must be 64 lower-case hex digits');
   if (!Number.isSafeInteger(m.size) || m.size < 0) throw bad('size', 'must be a whole number of bytes');
   if (m.created.length > 64) throw bad('created', 'must be a timestamp');
+  if (typeof m.unpack !== 'boolean') throw bad('unpack', 'must be true or false');
 }

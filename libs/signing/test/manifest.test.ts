@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encode } from '../../bencode/src/encode.js';
 import {
@@ -23,6 +23,7 @@ const manifest: ReleaseManifest = {
   sha256: 'b'.repeat(64),
   size: 123_456,
   created: '2030-01-02T03:04:05.000Z',
+  unpack: false,
 };
 
 const { key, privatePem } = generateSigningKey();
@@ -62,6 +63,7 @@ describe('release manifests', () => {
     if (field === 'size') changed.size = manifest.size + 1;
     else if (field === 'infoHash') changed.infoHash = 'c'.repeat(40);
     else if (field === 'sha256') changed.sha256 = 'd'.repeat(64);
+    else if (field === 'unpack') changed.unpack = !manifest.unpack;
     else changed[field] = `${manifest[field]}x`;
     const err = refusal(() => verifyManifest(encodeManifest(changed), signed.signature, trusted));
     expect(err.code).toBe('bad-signature');
@@ -101,17 +103,40 @@ describe('release manifests', () => {
     expect(refusal(() => encodeManifest({ ...manifest, infoHash: 'A'.repeat(40) })).code).toBe('malformed');
     expect(refusal(() => encodeManifest({ ...manifest, sha256: 'b'.repeat(63) })).code).toBe('malformed');
     expect(refusal(() => encodeManifest({ ...manifest, size: -1 })).code).toBe('malformed');
-    expect(refusal(() => decodeManifest(encode({ ...manifest, type: 'something-else' }))).message).toMatch(/type 'something-else'/);
-    expect(refusal(() => decodeManifest(encode({ ...manifest, type: 'swarmship-release/1', version: undefined }))).message).toMatch(/'version' is missing/);
+    const { unpack: _unpack, ...fields } = manifest;
+    expect(refusal(() => decodeManifest(encode({ ...fields, type: 'something-else' }))).message).toMatch(/type 'something-else'/);
+    expect(refusal(() => decodeManifest(encode({ ...fields, type: 'swarmship-release/1', version: undefined }))).message).toMatch(/'version' is missing/);
     expect(refusal(() => decodeManifest(Buffer.from('not bencode'))).code).toBe('malformed');
   });
 
   it('say which field differs from the release they were sent with', () => {
-    const given = { name: 'app', version: '1.2.3', infoHash: 'a'.repeat(40), size: 123_456 };
+    const given = { name: 'app', version: '1.2.3', infoHash: 'a'.repeat(40), size: 123_456, unpack: false };
     expect(manifestMismatch(manifest, given)).toBeUndefined();
     expect(manifestMismatch(manifest, { ...given, infoHash: 'e'.repeat(40) })).toMatch(/info hash e{40} is not the signed manifest's a{40}/);
     expect(manifestMismatch(manifest, { ...given, version: '2' })).toMatch(/for app@1\.2\.3, not app@2/);
     expect(manifestMismatch(manifest, { ...given, size: 1 })).toMatch(/holds 1 bytes/);
+    // Unpack added to a release signed as an opaque file, or stripped from one signed to be unpacked.
+    expect(manifestMismatch(manifest, { ...given, unpack: true })).toBe('the release says to unpack the artifact, the signed manifest does not');
+    expect(manifestMismatch({ ...manifest, unpack: true }, given)).toBe('the signed manifest says to unpack the artifact, the release does not');
+    expect(manifestMismatch({ ...manifest, unpack: true }, { ...given, unpack: true })).toBeUndefined();
+  });
+
+  it('carry unpack only when true, so manifests signed before the key existed still verify, as unpack=false', () => {
+    // What a controller signed before manifests carried unpack: no such key.
+    const { unpack: _unpack, ...fields } = manifest;
+    const legacy = encode({ type: 'swarmship-release/1', ...fields });
+    const signature = sign(null, legacy, key.privateKey);
+    expect(verifyManifest(legacy, signature, trusted).manifest).toEqual({ ...manifest, unpack: false });
+    // A release that is not unpacked is signed as it always was, byte for byte.
+    expect(encodeManifest({ ...manifest, unpack: false }).equals(legacy)).toBe(true);
+
+    const unpacked = encodeManifest({ ...manifest, unpack: true });
+    expect(unpacked.toString('latin1')).toMatch(/4:type19:swarmship-release\/16:unpacki1e7:version/);
+    expect(decodeManifest(unpacked).unpack).toBe(true);
+    // One encoding of false: an explicit 0 (or anything but 1) is not a manifest.
+    for (const value of [0, 2, '1', 'true']) {
+      expect(refusal(() => decodeManifest(encode({ type: 'swarmship-release/1', ...fields, unpack: value }))).message).toMatch(/'unpack' must be 1 when present/);
+    }
   });
 });
 

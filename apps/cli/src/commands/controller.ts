@@ -50,7 +50,8 @@ then the file, then the default):
                              SWARMSHIP_CONFIG.
   --json                     Print the addresses as one JSON line.
   --print-public-key         Print the signing key's public half (PEM) and exit: what
-                             agents are given with --trust-key.
+                             agents are given with --trust-key. Reads the key --data
+                             or --signing-key names; makes none (exit 2 if missing).
   -h, --help                 Show this help.
 
 Tokens come from SWARMSHIP_TOKEN (API) and SWARMSHIP_AGENT_TOKEN (agents). When unset,
@@ -86,7 +87,8 @@ export const controllerCommand: Command = {
     try {
       const loaded = await lib.loadControllerConfig({ flags, env: io.env });
       if (values['print-public-key'] === true) {
-        io.stdout.write(lib.openSigningKey(loaded).publicPem);
+        // Read only: a key made here would be one no running controller signs with.
+        io.stdout.write(lib.readSigningKey(loaded).publicPem);
         return 0;
       }
       config = await lib.ensureTokens(loaded);
