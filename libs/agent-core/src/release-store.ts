@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../../durable-files/src/atomic.js';
 
 /** A name or version as a single safe path element. */
 export function safeElement(text: string): boolean {
@@ -102,8 +103,9 @@ export class ReleaseStore {
   async saveTorrent(t: StoredTorrent): Promise<void> {
     const path = this.torrentPath(t.name, t.version);
     await this.realDir('torrents', t.name);
-    await writeFileDurably(path, t.torrent);
-    await writeFileDurably(`${path.slice(0, -'.torrent'.length)}.json`, Buffer.from(JSON.stringify({ unpack: t.unpack })));
+    // 0666 less the umask, as a plain write makes a file.
+    await writeFileAtomic(path, t.torrent, 0o666);
+    await writeFileAtomic(`${path.slice(0, -'.torrent'.length)}.json`, Buffer.from(JSON.stringify({ unpack: t.unpack })), 0o666);
   }
 
   /** Every torrent we were asked to hold and have not removed. */
@@ -208,19 +210,6 @@ async function findLink(dir: string): Promise<string | undefined> {
     }
   }
   return undefined;
-}
-
-async function writeFileDurably(path: string, data: Buffer): Promise<void> {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, data);
-  const fh = await open(tmp, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  await syncDir(dirname(path));
 }
 
 async function syncDir(dir: string): Promise<void> {

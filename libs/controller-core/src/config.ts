@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { BYTE_RATE_EXAMPLES, parseByteRate } from '../../contracts/src/rate.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../../durable-files/src/atomic.js';
 
 /** Everything the controller process needs to start, validated and typed. */
 export interface ControllerConfig {

@@ -9,5 +9,5 @@ export { OriginSeeder } from './origin.js';
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export { secretsEqual, bearerToken } from './auth.js';
 export { selectorMatches, parseSelector, parseMetadata } from './labels.js';
-export { writeFileAtomic } from './atomic.js';
+export { writeFileAtomic } from '../../durable-files/src/atomic.js';
 export { openSigningKey, readSigningKey, type ControllerSigningKey } from './signing-key.js';

@@ -11,7 +11,7 @@ import type { HashPool } from '../../hashing/src/hash-pool.js';
 import { placeFiles } from '../../engine/src/storage.js';
 import type { SigningKey } from '../../signing/src/keys.js';
 import { decodeManifest, signManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
-import { syncDir, writeFileAtomic } from './atomic.js';
+import { syncDir, writeFileAtomic } from '../../durable-files/src/atomic.js';
 import { badRequest, ControllerError, isNoSpace } from './errors.js';
 
 /** A release as stored in <data>/releases/<name>/<version>/release.json. */

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomicSync } from '../../durable-files/src/atomic.js';
 import { generateSigningKey, parsePrivateKey, SigningKeyError, type SigningKey } from '../../signing/src/keys.js';
 import { ConfigError, type ControllerConfig } from './config.js';
 
@@ -93,30 +93,5 @@ function readKey(path: string, where: string, missing: () => SigningKey): Signin
   } catch (err) {
     if (err instanceof SigningKeyError) throw new ConfigError(err.message);
     throw err;
-  }
-}
-
-function writeFileAtomicSync(path: string, data: string, mode: number): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const fd = openSync(tmp, 'wx', mode);
-    try {
-      writeSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } catch {
-    // Some filesystems refuse fsync on a directory.
-  } finally {
-    closeSync(dir);
   }
 }
