@@ -69,13 +69,14 @@ export interface DesiredRelease {
   infoHash: string;
   /** The .torrent, base64. */
   torrent: string;
-  /** Unpack a .tar/.tar.gz artifact after verification. */
+  /** Unpack a .tar/.tar.gz artifact after verification; agents refuse it unless the signed manifest says the same. */
   unpack?: boolean;
   metadata?: Record<string, string>;
   /**
    * The release's signed manifest, base64: canonical bencode of name, version, info
-   * hash, SHA-256 and size of the artifact (libs/signing). Agents refuse a release whose
-   * manifest is missing, not signed by a key they trust, or names other content.
+   * hash, SHA-256 and size of the artifact, and unpack (libs/signing). Agents refuse a
+   * release whose manifest is missing, not signed by a key they trust, or names other
+   * content or another unpack.
    */
   manifest?: string;
   /** Ed25519 signature of the manifest bytes, base64 (64 bytes). */

@@ -58,12 +58,12 @@ Tokens come from SWARMSHIP_TOKEN (API) and SWARMSHIP_AGENT_TOKEN (agents). When 
 random ones are made at the first start and kept in <data>/tokens.yaml (mode 0600); the
 controller prints where, never the tokens themselves.
 
-Every release's manifest (name, version, info hash, SHA-256 and size of the artifact) is
-signed with the signing key; agents refuse releases no key they trust has signed. The
-public key is written to <data>/signing-key.pub.pem, served at GET /api/v1/signing-key
-and printed by --print-public-key. To rotate: give agents the new public key beside the
-old (--trust-key twice), restart the controller with the new key (it re-signs every
-release), then drop the old key from the agents.
+Every release's manifest (name, version, info hash, SHA-256 and size of the artifact,
+whether agents unpack it) is signed with the signing key; agents refuse releases no key
+they trust has signed. The public key is written to <data>/signing-key.pub.pem, served
+at GET /api/v1/signing-key and printed by --print-public-key. To rotate: give agents the
+new public key beside the old (--trust-key twice), restart the controller with the new
+key (it re-signs every release), then drop the old key from the agents.
 
 Example:
   swarmship controller --data /var/lib/swarmship --public-host 10.0.0.5
