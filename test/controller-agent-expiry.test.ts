@@ -2,15 +2,15 @@
  * Agents that disappear: a real controller with short timeouts marks a silent agent lost,
  * then forgets it, and its metrics follow; an agent waiting on a held sync stays active.
  */
-import { join } from 'node:path';
-import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
+import type { ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentPatterns, type AgentSyncRequest, type AgentSyncResponse } from '../libs/contracts/src/agent-channel.js';
 import type { AgentSummary } from '../libs/contracts/src/rest.js';
-import { AGENT_TOKEN, authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
+import { startControllerWithChannel, type ControllerWithChannel } from './helpers/controller-channel.js';
+import { AGENT_TOKEN, authHeaders, type ControllerUnderTest } from './helpers/controller-process.js';
 
-let temp: { dir: string; remove: () => Promise<void> };
+let under: ControllerWithChannel | undefined;
 let ctl: ControllerUnderTest;
 let client: ClientProxy;
 
@@ -42,16 +42,12 @@ async function until<T>(read: () => Promise<T>, expected: T, ms: number): Promis
 }
 
 beforeAll(async () => {
-  temp = await tempDataDir();
-  ctl = await startControllerProcess(join(temp.dir, 'data'), ['--agent-timeout', '2', '--agent-forget', '4']);
-  client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: ctl.channel.host, port: ctl.channel.port } }) as ClientProxy;
-  await client.connect();
+  under = await startControllerWithChannel(['--agent-timeout', '2', '--agent-forget', '4']);
+  ({ ctl, client } = under);
 });
 
 afterAll(async () => {
-  await client?.close();
-  await ctl?.stop();
-  await temp?.remove();
+  await under?.stop();
 });
 
 describe('controller: agents that go silent', () => {
