@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { access, constants, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { access, constants, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { writeFileAtomic } from '../../../../libs/durable-files/src/atomic.js';
 import { createTorrent, CreateTorrentError, isValidPieceLength, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, toMagnet, type Metainfo } from '../../../../libs/metainfo/src/index.js';
 import { parseByteSize } from '../byte-size.js';
 import { InputError, UsageError, type Command, type CommandIo, type ParsedValues } from '../command.js';
@@ -159,18 +159,9 @@ async function checkWritable(outPath: string): Promise<void> {
  * whole new one, and a failure leaves nothing behind.
  */
 async function writeAtomically(outPath: string, bytes: Buffer): Promise<void> {
-  const temp = `${dirname(outPath)}/.${basename(outPath)}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, outPath);
+    await writeFileAtomic(outPath, bytes);
   } catch (err) {
-    await rm(temp, { force: true });
     throw new InputError(`cannot write ${outPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
