@@ -104,11 +104,11 @@ export const extensionHandshake: fc.Arbitrary<ExtensionHandshake> = fc.record(
   {
     // '__proto__' is left out: the decoder drops it on purpose (see parseExtensionHandshake).
     m: fc.dictionary(
-      fc.oneof(fc.constantFrom('ut_metadata', 'ut_pex', 'lt_donthave', 'upload_only'), fc.string({ maxLength: 8 })).filter((k) => k !== '__proto__'),
+      fc.oneof(fc.constantFrom('ut_metadata', 'ut_pex', 'lt_donthave', 'upload_only'), fc.string({ maxLength: 12 })).filter((k) => k !== '__proto__'),
       fc.integer({ min: 0, max: 255 }),
-      { maxKeys: 4 },
+      { maxKeys: 6 },
     ),
-    v: fc.string({ maxLength: 20 }),
+    v: fc.string({ maxLength: 30 }),
     p: fc.integer({ min: 0, max: 0xffff }),
     reqq: fc.nat(),
     yourip: fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 })).map((u) => Buffer.from(u)),
