@@ -26,6 +26,7 @@ Options:
   --wait                Follow the rollout until --min-ready of the targeted nodes are done.
   --min-ready N%        With --wait: share of targeted nodes that must complete. Default 100%.
   --timeout DURATION    With --wait: give up after this long (e.g. 90s, 10m). Default 10m.
+                        With no agent matching the selector after 30 s, it gives up then.
 ${CONTROLLER_OPTIONS_HELP}
   -h, --help            Show this help.
 
@@ -91,6 +92,9 @@ export const publishCommand: Command = {
   },
 };
 
+/** How long --wait waits for at least one agent to be targeted before giving up. */
+const NO_TARGET_GRACE_MS = 30_000;
+
 /** Polls the release until enough targeted nodes are complete; prints who failed or lags otherwise. */
 async function followRollout(client: ControllerClient, io: CommandIo, name: string, version: string, minReady: number, timeoutMs: number, json: boolean): Promise<number> {
   const started = performance.now();
@@ -107,6 +111,9 @@ async function followRollout(client: ControllerClient, io: CommandIo, name: stri
       return 0;
     }
     if (performance.now() - started > timeoutMs) break;
+    // A selector nothing matches (a typo, a label not rolled out yet) would otherwise hold a
+    // CI job for the whole timeout: agents that exist sync within seconds.
+    if (r.targeted === 0 && performance.now() - started > NO_TARGET_GRACE_MS) break;
     const tick = new Promise((res) => setTimeout(res, 1000));
     if ((await Promise.race([tick, interrupted])) === 'interrupted') break;
     status = await client.get<ReleaseStatus>(releasePath(name, version));
