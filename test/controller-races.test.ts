@@ -73,11 +73,25 @@ describe('controller start-up window', () => {
       expect((await fetch(`${base}/api/v1/releases`)).status).toBe(401);
       expect(cli.events.find((e) => e['event'] === 'listening')).toBeUndefined();
 
+      // The command a CI job runs right after a controller restart waits the window out.
+      const artifact = join(temp.dir, 'during-startup.bin');
+      await writeFile(artifact, randomBytes(200_000));
+      const cliEnv = { SWARMSHIP_TOKEN: API_TOKEN, SWARMSHIP_URL: base };
+      const publishing = startCli(['publish', artifact, '--name', 'late', '--version', '1', '--json'], cliEnv);
+      const listing = startCli(['releases', 'ls', '--json'], cliEnv);
+      // Long enough for each to be refused at least once and wait out Retry-After (2 s).
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(publishing.child.exitCode, publishing.stderr()).toBeNull();
+      expect(listing.child.exitCode, listing.stderr()).toBeNull();
+
       await writeFile(record, text);
       await cli.waitFor((e) => e['event'] === 'listening', 30_000);
+      expect(await publishing.exited, publishing.stderr()).toBe(0);
+      expect(await listing.exited, listing.stderr()).toBe(0);
+      expect(listing.stdout()).toContain('stored');
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
       const list = (await (await fetch(`${base}/api/v1/releases`, { headers: authHeaders() })).json()) as ReleaseStatus[];
-      expect(list.map((r) => `${r.name}@${r.version}:${r.retiredAt ?? 'live'}`)).toEqual(['stored@1:live']);
+      expect(list.map((r) => `${r.name}@${r.version}:${r.retiredAt ?? 'live'}`).sort()).toEqual(['late@1:live', 'stored@1:live']);
       expect((await publish(`${base}/api/v1`, 'stored', '1')).status).toBe(409);
       expect((await publish(`${base}/api/v1`, 'fresh', '1')).status).toBe(201);
     } finally {

@@ -18,10 +18,19 @@ export class ControllerError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    /** From a 503's Retry-After header. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
 }
+
+/**
+ * How long a command keeps retrying a controller that answers 503 (starting up, loading
+ * its releases) before failing: a CI job started right after a controller restart must
+ * not fail for it.
+ */
+const UNAVAILABLE_RETRY_MS = 60_000;
 
 /** The options every command that talks to the controller takes. */
 export const controllerOptions = {
@@ -61,20 +70,39 @@ export class ControllerClient {
   }
 
   async get<T>(path: string): Promise<T> {
-    return (await this.call('GET', path)) as T;
+    return (await this.retrying(() => this.call('GET', path))) as T;
   }
 
   async delete<T>(path: string): Promise<T> {
-    return (await this.call('DELETE', path)) as T;
+    return (await this.retrying(() => this.call('DELETE', path))) as T;
   }
 
   async postJson<T>(path: string, body: unknown): Promise<T> {
-    return (await this.call('POST', path, { contentType: 'application/json', body: Buffer.from(JSON.stringify(body)) })) as T;
+    const bytes = Buffer.from(JSON.stringify(body));
+    return (await this.retrying(() => this.call('POST', path, { contentType: 'application/json', body: bytes }))) as T;
   }
 
-  /** Streams `body` as the request body; `length` lets the server check free space first. */
-  async postStream<T>(path: string, body: Readable, length: number): Promise<T> {
-    return (await this.call('POST', path, { contentType: 'application/octet-stream', body, length })) as T;
+  /**
+   * Streams the body `open` returns as the request body (called again for a retry);
+   * `length` lets the server check free space first.
+   */
+  async postStream<T>(path: string, open: () => Readable, length: number): Promise<T> {
+    return (await this.retrying(() => this.call('POST', path, { contentType: 'application/octet-stream', body: open(), length }))) as T;
+  }
+
+  /** Runs `attempt` again while the controller answers 503, as long as its Retry-After says, for a minute at most. */
+  private async retrying(attempt: () => Promise<unknown>): Promise<unknown> {
+    const giveUpAt = performance.now() + UNAVAILABLE_RETRY_MS;
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof ControllerError) || err.status !== 503) throw err;
+        const waitMs = Math.min(30_000, Math.max(250, (err.retryAfterSeconds ?? 2) * 1000));
+        if (performance.now() + waitMs > giveUpAt) throw err;
+        await new Promise((r) => setTimeout(r, waitMs));
+      }
+    }
   }
 
   private call(method: string, path: string, payload?: { contentType: string; body: Buffer | Readable; length?: number }): Promise<unknown> {
@@ -100,10 +128,13 @@ export class ControllerClient {
           }
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) return resolve(body);
+          // Refused before the whole upload was sent: stop reading the file.
+          if (payload && !Buffer.isBuffer(payload.body)) payload.body.destroy();
           const err = body as Partial<ApiError> | undefined;
           const what = typeof err === 'object' && err?.message ? err.message : `HTTP ${status}`;
           const hint = status === 401 ? ' (check --token or SWARMSHIP_TOKEN)' : '';
-          reject(new ControllerError(`${method} ${url.pathname}: ${status} ${what}${hint}`, status));
+          const retryAfter = Number(res.headers['retry-after']);
+          reject(new ControllerError(`${method} ${url.pathname}: ${status} ${what}${hint}`, status, Number.isFinite(retryAfter) ? retryAfter : undefined));
         });
         res.on('error', reject);
       });

@@ -79,10 +79,13 @@ export const publishCommand: Command = {
       if (values.selector) query.set('selector', String(values.selector));
       if (values.metadata) query.set('metadata', String(values.metadata));
       const upload = progressReporter(io, { json, label: 'upload', total: st.size });
-      const body = createReadStream(file, { highWaterMark: 1024 * 1024 });
-      let sent = 0;
-      body.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
-      release = await client.postStream<ReleaseStatus>(`/releases?${query}`, body, st.size);
+      const open = () => {
+        const body = createReadStream(file, { highWaterMark: 1024 * 1024 });
+        let sent = 0;
+        body.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
+        return body;
+      };
+      release = await client.postStream<ReleaseStatus>(`/releases?${query}`, open, st.size);
       upload.finish({ infoHash: release.infoHash });
     }
     if (json) io.stdout.write(JSON.stringify({ event: 'published', release }) + '\n');
