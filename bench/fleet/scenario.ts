@@ -9,7 +9,7 @@
  * each did, then teardown(). Processes started through ctx.spawn are stopped by the
  * harness after teardown() whatever happened, by PID.
  */
-import type { Child } from '../lib/proc.js';
+import type { Child, Line } from '../lib/proc.js';
 import type { FleetNetwork, Host } from './network.js';
 
 export interface Artifact {
@@ -84,4 +84,30 @@ export function withDeadline<T>(p: Promise<T>, deadline: number, what: string): 
       },
     );
   });
+}
+
+/**
+ * Every node's copy, from the line its process prints when the copy is done: waits for
+ * `match` on each node's process in `procs` (keyed by host name) until ctx.deadline.
+ * `copy` turns the line into the node's copy and may throw for a failed outcome;
+ * `failure`, when it rejects first, ends the wait (a publish that exited, say).
+ */
+export async function copiesFromLines(
+  ctx: ScenarioContext,
+  procs: Map<string, Child>,
+  what: string,
+  match: (line: Line) => boolean,
+  copy: (node: Host, line: Line) => NodeCopy,
+  failure?: Promise<never>,
+): Promise<Map<string, NodeCopy>> {
+  const done = new Map<string, NodeCopy>();
+  const timeout = Math.max(1000, ctx.deadline - performance.now());
+  const copies = Promise.all(
+    ctx.net.nodes.map(async (node) => {
+      const line = await procs.get(node.name)!.waitLine(match, timeout, what);
+      done.set(node.name, copy(node, line));
+    }),
+  );
+  await withDeadline(failure ? Promise.race([copies, failure]) : copies, ctx.deadline, what);
+  return done;
 }

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Child } from '../../lib/proc.js';
-import { withDeadline, type NodeCopy, type Scenario, type ScenarioContext } from '../scenario.js';
+import { copiesFromLines, type Scenario, type ScenarioContext } from '../scenario.js';
 import { waitForHttp } from './libtorrent.js';
 
 const TRACKER_PORT = 6969;
@@ -46,21 +46,17 @@ export function swarmshipEngine(opts: { superSeed?: boolean } = {}): Scenario {
       }
       return Promise.resolve();
     },
-    async waitForNodes(ctx: ScenarioContext) {
-      const done = new Map<string, NodeCopy>();
-      const timeout = Math.max(1000, ctx.deadline - performance.now());
-      await withDeadline(
-        Promise.all(
-          ctx.net.nodes.map(async (node) => {
-            const line = await downloads.get(node.name)!.waitLine((l) => l.json?.event === 'done' && l.json.label === 'download', timeout, 'download done');
-            if (line.json!.outcome !== 'complete') throw new Error(`download on ${node.name} ended ${String(line.json!.outcome)}`);
-            done.set(node.name, { at: line.at, path: join(ctx.hostDir(node), ctx.artifact.name) });
-          }),
-        ),
-        ctx.deadline,
+    waitForNodes(ctx: ScenarioContext) {
+      return copiesFromLines(
+        ctx,
+        downloads,
         'swarmship engine swarm',
+        (l) => l.json?.event === 'done' && l.json.label === 'download',
+        (node, line) => {
+          if (line.json!.outcome !== 'complete') throw new Error(`download on ${node.name} ended ${String(line.json!.outcome)}`);
+          return { at: line.at, path: join(ctx.hostDir(node), ctx.artifact.name) };
+        },
       );
-      return done;
     },
     async teardown() {
       downloads.clear();

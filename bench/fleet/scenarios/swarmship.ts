@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Child } from '../../lib/proc.js';
-import { withDeadline, type NodeCopy, type Scenario, type ScenarioContext } from '../scenario.js';
+import { copiesFromLines, withDeadline, type Scenario, type ScenarioContext } from '../scenario.js';
 
 const API_PORT = 7070;
 const AGENT_PORT = 7071;
@@ -76,21 +76,12 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
       publishExit = publish.exited.then((code) => ({ at: performance.now(), code }));
       return Promise.resolve();
     },
-    async waitForNodes(ctx: ScenarioContext) {
-      const done = new Map<string, NodeCopy>();
+    waitForNodes(ctx: ScenarioContext) {
       const failed = publishExit!.then(({ code }) => {
         if (code !== 0) throw new Error(`publish exited ${code}\n${publish!.tail()}`);
         return new Promise<never>(() => undefined);
       });
-      const timeout = Math.max(1000, ctx.deadline - performance.now());
-      const copies = Promise.all(
-        ctx.net.nodes.map(async (node) => {
-          const line = await agents.get(node.name)!.waitLine((l) => l.json?.event === 'published', timeout, 'published');
-          done.set(node.name, { at: line.at, path: join(String(line.json!.path), ctx.artifact.name) });
-        }),
-      );
-      await withDeadline(Promise.race([copies, failed]), ctx.deadline, 'swarmship rollout');
-      return done;
+      return copiesFromLines(ctx, agents, 'swarmship rollout', (l) => l.json?.event === 'published', (_node, line) => ({ at: line.at, path: join(String(line.json!.path), ctx.artifact.name) }), failed);
     },
     async finishedAt(ctx: ScenarioContext) {
       const { at, code } = await withDeadline(publishExit!, ctx.deadline, 'publish --wait');
