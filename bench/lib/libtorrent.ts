@@ -25,9 +25,22 @@ export function probeLibtorrent(): { version: string } | { missing: string } {
  * encryption (by default libtorrent tries an encrypted handshake first, which our engine
  * does not speak, and times out before falling back), and no uTP (with outgoing uTP on, a
  * libtorrent 2.0.8 leecher crawled at 5–25 MB/s on loopback even when dialled over TCP).
- * `alerts` adds alert categories to errors and status.
+ * `alerts` adds alert categories to errors and status. `say` prints a JSON line;
+ * `drain_alerts` prints error alerts to stderr and tells whether the torrent finished.
  */
 export const PRIVATE_SESSION_PY = String.raw`
+def say(**fields):
+    print(json.dumps(fields), flush=True)
+
+def drain_alerts(session):
+    finished = False
+    for alert in session.pop_alerts():
+        if isinstance(alert, lt.torrent_finished_alert):
+            finished = True
+        elif alert.category() & lt.alert.category_t.error_notification:
+            print('alert %s: %s' % (alert.what(), alert.message()), file=sys.stderr, flush=True)
+    return finished
+
 def private_session(listen, outgoing=None, alerts=0):
     settings = {
         'listen_interfaces': listen,
@@ -79,18 +92,6 @@ role, torrent, save_path, limit = sys.argv[1], sys.argv[2], sys.argv[3], float(s
 peer = sys.argv[5] if len(sys.argv) > 5 else ''
 deadline = time.time() + limit
 
-def say(**fields):
-    print(json.dumps(fields), flush=True)
-
-def drain():
-    finished = False
-    for alert in session.pop_alerts():
-        if isinstance(alert, lt.torrent_finished_alert):
-            finished = True
-        elif alert.category() & lt.alert.category_t.error_notification:
-            print('alert %s: %s' % (alert.what(), alert.message()), file=sys.stderr, flush=True)
-    return finished
-
 session = private_session('127.0.0.1:0')
 while session.listen_port() == 0 and time.time() < deadline:
     time.sleep(0.01)
@@ -111,7 +112,7 @@ if role != 'leech':
     say(event='seeding', port=session.listen_port())
     while time.time() < deadline:
         session.wait_for_alert(1000)
-        drain()
+        drain_alerts(session)
     sys.exit(0)
 
 host, port = peer.rsplit(':', 1)
@@ -123,7 +124,7 @@ connections = 0
 while time.time() < deadline:
     # Woken by torrent_finished_alert; the status poll is a fallback.
     session.wait_for_alert(50)
-    if drain():
+    if drain_alerts(session):
         finished = True
         break
     status = handle.status()
@@ -146,7 +147,7 @@ os.close(fd)
 say(event='flushed', seconds=time.monotonic() - t)
 while time.time() < deadline:
     session.wait_for_alert(1000)
-    drain()
+    drain_alerts(session)
 `;
 
 export async function writePeerScript(dir: string): Promise<string> {

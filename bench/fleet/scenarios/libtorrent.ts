@@ -13,11 +13,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SYSTEM_PYTHON } from '../../lib/libtorrent.js';
+import { PRIVATE_SESSION_PY, SYSTEM_PYTHON } from '../../lib/libtorrent.js';
 import type { Child } from '../../lib/proc.js';
 import type { FleetNetwork, Host } from '../network.js';
-import { withDeadline, type NodeCopy, type Scenario, type ScenarioContext } from '../scenario.js';
-import { PRIVATE_SESSION_PY } from '../../lib/libtorrent.js';
+import { copiesFromLines, type Scenario, type ScenarioContext } from '../scenario.js';
 
 const TRACKER_PORT = 6969;
 const PEER_PORT = 6881;
@@ -28,9 +27,6 @@ import json, sys, time
 import libtorrent as lt
 ${PRIVATE_SESSION_PY}
 role, torrent, save_path, address, port, super_seed = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6] == '1'
-
-def say(**fields):
-    print(json.dumps(fields), flush=True)
 
 session = private_session('%s:%d' % (address, port), address)
 params = lt.add_torrent_params()
@@ -50,12 +46,7 @@ else:
     say(event='started', port=session.listen_port())
     while True:
         session.wait_for_alert(50)
-        finished = False
-        for alert in session.pop_alerts():
-            if isinstance(alert, lt.torrent_finished_alert):
-                finished = True
-            elif alert.category() & lt.alert.category_t.error_notification:
-                print('alert %s: %s' % (alert.what(), alert.message()), file=sys.stderr, flush=True)
+        finished = drain_alerts(session)
         s = handle.status()
         if finished or s.is_seeding:
             say(event='complete', downloaded=s.total_payload_download, redundant=s.total_redundant_bytes, failed=s.total_failed_bytes, peers=s.num_peers)
@@ -110,20 +101,8 @@ export function libtorrentSwarm(opts: { superSeed?: boolean } = {}): Scenario {
       }
       return Promise.resolve();
     },
-    async waitForNodes(ctx: ScenarioContext) {
-      const done = new Map<string, NodeCopy>();
-      const timeout = Math.max(1000, ctx.deadline - performance.now());
-      await withDeadline(
-        Promise.all(
-          ctx.net.nodes.map(async (node) => {
-            const line = await leechers.get(node.name)!.waitLine((l) => l.json?.event === 'complete', timeout, 'completion');
-            done.set(node.name, { at: line.at, path: join(ctx.hostDir(node), ctx.artifact.name) });
-          }),
-        ),
-        ctx.deadline,
-        'libtorrent swarm',
-      );
-      return done;
+    waitForNodes(ctx: ScenarioContext) {
+      return copiesFromLines(ctx, leechers, 'libtorrent swarm', (l) => l.json?.event === 'complete', (node, line) => ({ at: line.at, path: join(ctx.hostDir(node), ctx.artifact.name) }));
     },
     async teardown() {
       leechers.clear();
