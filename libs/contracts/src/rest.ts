@@ -1,3 +1,5 @@
+import type { AgentIdentity } from './agent-channel.js';
+
 /**
  * The controller's REST API (/api/v1) as the CLI and dashboards see it. The OpenAPI
  * document at /api/docs describes the same shapes.
@@ -40,13 +42,8 @@ export interface ReleaseStatus {
   };
 }
 
-export interface AgentSummary {
-  name: string;
-  labels: Record<string, string>;
-  addresses: string[];
-  peerPort: number;
-  diskFreeBytes: number;
-  version: string;
+/** An agent as the controller lists it: what it said of itself, and when it was last heard from. */
+export interface AgentSummary extends AgentIdentity {
   lastSeen: string;
   /**
    * `lost`: silent for longer than the controller's agent timeout; not counted in
