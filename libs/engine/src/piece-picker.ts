@@ -68,6 +68,8 @@ export class PiecePicker {
   private readonly verified: Uint8Array;
   private verifiedCount = 0;
   private readonly partials = new Map<number, PartialPiece>();
+  /** 1 where `partials` has the piece: the scan for a new piece reads this, not the map. */
+  private readonly inProgress: Uint8Array;
   private readonly parole = new Set<number>();
 
   constructor(options: PiecePickerOptions) {
@@ -83,6 +85,7 @@ export class PiecePicker {
     this.order = new Int32Array(n);
     this.position = new Int32Array(n);
     this.verified = new Uint8Array(n);
+    this.inProgress = new Uint8Array(n);
     for (let i = 0; i < n; i++) this.order[i] = i;
     for (let i = n - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
@@ -115,6 +118,7 @@ export class PiecePicker {
     this.verified[index] = 1;
     this.verifiedCount++;
     this.partials.delete(index);
+    this.inProgress[index] = 0;
     this.parole.delete(index);
     this.removeFromOrder(index);
   }
@@ -128,6 +132,7 @@ export class PiecePicker {
     const partial = this.partials.get(index);
     if (!partial) return [];
     this.partials.delete(index);
+    this.inProgress[index] = 0;
     const contributors = [...partial.contributors];
     if (contributors.length > 1) this.parole.add(index);
     else this.parole.delete(index);
@@ -173,7 +178,7 @@ export class PiecePicker {
 
   /** True when some piece that `peer` has is still wanted: we are interested in it. */
   wantsFrom(peer: PickerPeer): boolean {
-    for (let pos = 0; pos < this.wantedCount; pos++) if (peer.has(this.order[pos]!)) return true;
+    for (let pos = this.firstAvailable(); pos < this.wantedCount; pos++) if (peer.has(this.order[pos]!)) return true;
     return false;
   }
 
@@ -275,15 +280,22 @@ export class PiecePicker {
         if (this.startable(index, peer)) return index;
       }
     }
-    for (let pos = 0; pos < this.wantedCount; pos++) {
+    // Rarest first, but pieces nobody has (bucket 0) cannot be started: while the origin
+    // super-seeds, that is most of them, and this scan runs after every read of a socket.
+    for (let pos = this.firstAvailable(); pos < this.wantedCount; pos++) {
       const index = this.order[pos]!;
       if (this.startable(index, peer)) return index;
     }
     return -1;
   }
 
+  /** Position in `order` of the first wanted piece that some peer has. */
+  private firstAvailable(): number {
+    return this.bucketStart.length > 1 ? Math.min(this.bucketStart[1]!, this.wantedCount) : this.wantedCount;
+  }
+
   private startable(index: number, peer: PickerPeer): boolean {
-    return !this.partials.has(index) && this.availability[index]! > 0 && peer.has(index);
+    return this.inProgress[index] === 0 && this.availability[index]! > 0 && peer.has(index);
   }
 
   private startPiece(index: number, key: string): PartialPiece {
@@ -303,6 +315,7 @@ export class PiecePicker {
     };
     this.parole.delete(index);
     this.partials.set(index, partial);
+    this.inProgress[index] = 1;
     return partial;
   }
 
