@@ -20,9 +20,12 @@ export interface WireDecoderOptions {
   /** When known: piece indexes must be below it and a bitfield must be exactly ceil(n/8) bytes, spare bits zero. */
   pieceCount?: number;
   /**
-   * The caller reuses each chunk's memory once push() returns (a socket reading into one
-   * fixed buffer). Bytes of a frame split across chunks are then copied when kept, and
-   * messages must be used or copied inside the callback.
+   * Messages are used or copied inside the callback, never kept: the caller may reuse
+   * each chunk's memory once push() returns (a socket reading into one fixed buffer), and
+   * the decoder reuses its own. Bytes of a frame split across chunks are then copied when
+   * kept; a split frame of up to a block's size is assembled in one buffer per decoder,
+   * so the common case (a block cut between two reads) allocates nothing and keeps no
+   * read's memory alive past its read.
    */
   reusesChunks?: boolean;
 }
@@ -36,6 +39,9 @@ export interface WireDecoderSink {
 
 export const DEFAULT_MAX_MESSAGE_LENGTH = 1024 * 1024 + 13;
 export const DEFAULT_MAX_REQUEST_LENGTH = 16 * 1024;
+
+/** Split frames up to this size (a 16 KiB block's piece frame, and every control message) share one buffer. */
+const ASSEMBLY_BYTES = 16 * 1024 + 16;
 
 const STAGE_HANDSHAKE = 0;
 const STAGE_LENGTH = 1;
@@ -70,6 +76,9 @@ export class WireDecoder {
   /** Pieces of a frame (or handshake) split across chunks, joined once it is complete. */
   private parts: Buffer[] = [];
   private partsBytes = 0;
+  /** With reusesChunks: where a split frame of at most ASSEMBLY_BYTES is put together. */
+  private assembly: Buffer | undefined;
+  private assembling = false;
 
   private isFailed = false;
   private draining = false;
@@ -174,7 +183,13 @@ export class WireDecoder {
           }
         }
         const take = Math.min(wanted, end - off);
-        this.keep(chunk.subarray(off, off + take), take === wanted);
+        if (this.reusesChunks && this.bodyLength <= ASSEMBLY_BYTES && !(take === wanted && this.partsBytes === 0)) {
+          this.assembly ??= Buffer.allocUnsafeSlow(ASSEMBLY_BYTES);
+          chunk.copy(this.assembly, this.partsBytes, off, off + take);
+          this.assembling = true;
+        } else {
+          this.keep(chunk.subarray(off, off + take), take === wanted);
+        }
         this.partsBytes += take;
         off += take;
         if (take === wanted) {
@@ -213,7 +228,13 @@ export class WireDecoder {
   }
 
   private takeParts(length: number): Buffer {
-    const joined = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, length);
+    let joined: Buffer;
+    if (this.assembling) {
+      joined = this.assembly!.subarray(0, length);
+      this.assembling = false;
+    } else {
+      joined = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, length);
+    }
     this.parts = [];
     this.partsBytes = 0;
     return joined;

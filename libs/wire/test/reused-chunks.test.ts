@@ -35,4 +35,20 @@ describe('WireDecoder with reused chunk memory', () => {
       expect(seen).toEqual([`hs:${handshake.peerId.toString('hex')}`, ...messages.map((m) => JSON.stringify(m))]);
     }
   });
+
+  it('assembles every block split between two reads in the same memory, allocating nothing per block', () => {
+    const frames = [0, 1, 2].map((i) => encodeMessage({ type: 'piece', index: i, begin: 0, block: Buffer.alloc(16384, i + 1) }));
+    const blocks: { memory: ArrayBufferLike; first: number }[] = [];
+    const decoder = new WireDecoder(
+      { onHandshake: () => undefined, onMessage: (m) => m.type === 'piece' && blocks.push({ memory: m.block.buffer, first: m.block[0]! }), onError: (e) => expect.fail(e.message) },
+      { reusesChunks: true, expectHandshake: false },
+    );
+    // Each frame cut in two, as a 64 KiB read that ends inside a block would leave it.
+    for (const f of frames) {
+      decoder.push(Buffer.from(f.subarray(0, 5000)));
+      decoder.push(Buffer.from(f.subarray(5000)));
+    }
+    expect(blocks.map((b) => b.first)).toEqual([1, 2, 3]);
+    expect(new Set(blocks.map((b) => b.memory)).size).toBe(1);
+  });
 });
