@@ -19,8 +19,20 @@ import { ReleaseStore, safeElement, UnsafePathError } from './release-store.js';
 import { extractTar, isTarball } from './tar.js';
 import { parseSyncResponse } from './sync-response.js';
 
-/** Write-back and read-cache memory per release, each. */
-const AGENT_BUFFER_BYTES = 16 * 1024 * 1024;
+/**
+ * Memory for pieces per release: assembling downloads (16 pieces of 1 MiB in progress at
+ * once) and whole pieces read for peers. An agent shares its node with the workload it
+ * ships; these keep its peak resident memory near 130 MiB in the fleet benchmark and
+ * still keep a 200 Mbit/s link busy (docs/decisions/0008).
+ */
+const AGENT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
+const AGENT_READ_CACHE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * One hash worker: it verifies and writes about 600 MB/s on one core, more than an
+ * agent's link brings, and each worker is a V8 heap of its own (about 8 MiB).
+ */
+const AGENT_HASH_WORKERS = 1;
 
 /** The controller as the agent sees it: the two calls of the agent channel. */
 export interface ControllerChannel {
@@ -177,17 +189,15 @@ export class ReleaseAgent {
       const e = err as NodeJS.ErrnoException;
       throw new Error(`data dir ${this.config.dataDir} (--data, SWARMSHIP_DATA) cannot be used: ${err instanceof UnsafePathError ? e.message : (e.code ?? e.message)}`);
     }
-    this.hashPool = new HashPool();
+    this.hashPool = new HashPool(AGENT_HASH_WORKERS);
     const engine = new Engine({
       hashPool: this.hashPool,
       host: this.config.listenHost,
       port: this.config.peerPort,
       uploadRateLimit: this.config.uploadRateLimit,
       downloadRateLimit: this.config.downloadRateLimit,
-      // An agent shares its node with the workload it ships: half the engine's default
-      // buffers still keep a datacenter link busy, and keep the agent under 150 MB.
-      writeBufferBytes: AGENT_BUFFER_BYTES,
-      readCacheBytes: AGENT_BUFFER_BYTES,
+      writeBufferBytes: AGENT_WRITE_BUFFER_BYTES,
+      readCacheBytes: AGENT_READ_CACHE_BYTES,
     });
     try {
       await engine.listen();

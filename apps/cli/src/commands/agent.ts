@@ -92,6 +92,9 @@ export const agentCommand: Command = {
     if (typeof values.config === 'string') flags.config = values.config;
     if (Array.isArray(values['trust-key'])) flags.trustKeys = values['trust-key'];
     if (values['allow-unsigned'] === true) flags.allowUnsigned = true;
+    // Before anything that allocates much: NestJS's start-up is what grows it.
+    const { keepYoungGenerationSmall } = await import('../../../agent/src/young-generation.js');
+    keepYoungGenerationSmall();
     // NestJS loads only when an agent runs, so other commands start fast.
     const { loadAgentConfig, startAgentApp } = await import('../../../agent/src/run.js');
     let config;
