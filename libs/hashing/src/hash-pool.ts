@@ -34,6 +34,17 @@ export interface VerifyResult {
   buffer: Buffer;
   /** Set when the digest matched but a write failed. */
   writeError?: { code: string | undefined; message: string };
+  /**
+   * Verified by SHA-256 and it failed, but the piece's SHA-1 matched: the bytes are the
+   * torrent's, so the SHA-256 digests disagree with the torrent (not the peer's fault).
+   */
+  sha1Matched?: boolean;
+}
+
+/** Per-piece digests of a byte stream: SHA-1 (20 bytes a piece), and SHA-256 (32 bytes a piece) when asked. */
+export interface PieceDigests {
+  sha1: Buffer;
+  sha256?: Buffer;
 }
 
 /**
@@ -68,7 +79,13 @@ export class HashPool {
   /** SHA-1 of `data` (a view; only its bytes are hashed). */
   sha1(data: Uint8Array): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
-    return this.leastBusy().hash(this.nextJobId++, data);
+    return this.leastBusy().hash(this.nextJobId++, data, 'sha1');
+  }
+
+  /** SHA-256 of `data`, as sha1(). */
+  sha256(data: Uint8Array): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new Error('hash pool is closed'));
+    return this.leastBusy().hash(this.nextJobId++, data, 'sha256');
   }
 
   /**
@@ -78,9 +95,14 @@ export class HashPool {
    * thread that asked free and both the read and the hash on the same core.
    */
   hashFiles(segments: ReadSegment[], pieceLength: number): Promise<Buffer> {
+    return this.pieceDigests(segments, pieceLength, false).then((d) => d.sha1);
+  }
+
+  /** Like hashFiles, with each piece's SHA-256 as well when `sha256` is set (one read, two digests). */
+  pieceDigests(segments: ReadSegment[], pieceLength: number, sha256: boolean): Promise<PieceDigests> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
     const bytes = segments.reduce((n, s) => n + s.length, 0);
-    return this.leastBusy().hashFiles(this.nextJobId++, segments, pieceLength, bytes);
+    return this.leastBusy().hashFiles(this.nextJobId++, segments, pieceLength, bytes, sha256);
   }
 
   /**
@@ -98,13 +120,15 @@ export class HashPool {
    * Hashes `piece` and, if the digest equals `expected`, writes it to `writes`. `piece`
    * must be the whole of its own ArrayBuffer (byteOffset 0, not shared): that buffer is
    * moved to the worker, so `piece` is empty until the result hands the memory back.
+   * A 32-byte `expected` is a SHA-256, a 20-byte one a SHA-1; with a SHA-256, `sha1` (the
+   * torrent's digest) is checked only when it fails, to tell whose fault it is.
    */
-  verifyAndWrite(piece: Buffer, length: number, expected: Buffer, writes: WriteSegment[]): Promise<VerifyResult> {
+  verifyAndWrite(piece: Buffer, length: number, expected: Buffer, writes: WriteSegment[], sha1?: Buffer): Promise<VerifyResult> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
     if (piece.byteOffset !== 0 || piece.buffer instanceof SharedArrayBuffer || piece.buffer.byteLength !== piece.length) {
       return Promise.reject(new Error('verifyAndWrite needs a buffer that owns its whole ArrayBuffer'));
     }
-    return this.leastBusy().verifyAndWrite(this.nextJobId++, piece, length, expected, writes);
+    return this.leastBusy().verifyAndWrite(this.nextJobId++, piece, length, expected, writes, sha1);
   }
 
   private leastBusy(): PoolWorker {
@@ -128,7 +152,9 @@ interface Pending {
 interface WorkerReply {
   id: number;
   digest?: Uint8Array;
+  digest256?: Uint8Array;
   ok?: boolean;
+  sha1Matched?: boolean;
   buffer?: ArrayBuffer;
   writeError?: { code: string | undefined; message: string };
   readError?: { code: string | undefined; message: string; path: string | undefined };
@@ -156,11 +182,13 @@ function hashFiles(job) {
   try {
     const count = Math.ceil(job.segments.reduce((n, s) => n + s.length, 0) / job.pieceLength);
     const digests = Buffer.alloc(count * 20);
+    const digests256 = job.sha256 ? Buffer.alloc(count * 32) : undefined;
     if (!scratch || scratch.length < job.pieceLength) scratch = Buffer.allocUnsafe(job.pieceLength);
     let filled = 0;
     let piece = 0;
     const flush = () => {
       createHash('sha1').update(scratch.subarray(0, filled)).digest().copy(digests, piece * 20);
+      if (digests256) createHash('sha256').update(scratch.subarray(0, filled)).digest().copy(digests256, piece * 32);
       piece++;
       filled = 0;
     };
@@ -180,7 +208,7 @@ function hashFiles(job) {
       }
     }
     if (filled > 0) flush();
-    return { id: job.id, digest: digests };
+    return { id: job.id, digest: digests, digest256: digests256 };
   } catch (e) {
     return { id: job.id, readError: { code: e.code, message: e.message, path: e.path } };
   } finally {
@@ -215,7 +243,7 @@ async function sha256Files(job) {
   }
 }
 parentPort.on('message', (job) => {
-  if (job.sha256) {
+  if (job.sha256Files) {
     void sha256Files(job).then((reply) => parentPort.postMessage(reply));
     return;
   }
@@ -224,12 +252,13 @@ parentPort.on('message', (job) => {
     return;
   }
   const view = new Uint8Array(job.buffer, job.offset, job.length);
-  const digest = createHash('sha1').update(view).digest();
   if (!job.expected) {
-    parentPort.postMessage({ id: job.id, digest });
+    parentPort.postMessage({ id: job.id, digest: createHash(job.algorithm).update(view).digest() });
     return;
   }
+  const digest = createHash(job.expected.length === 32 ? 'sha256' : 'sha1').update(view).digest();
   const ok = digest.equals(Buffer.from(job.expected));
+  const sha1Matched = !ok && job.sha1 ? createHash('sha1').update(view).digest().equals(Buffer.from(job.sha1)) : undefined;
   let writeError;
   if (ok) {
     acquire();
@@ -244,7 +273,7 @@ parentPort.on('message', (job) => {
       release();
     }
   }
-  parentPort.postMessage({ id: job.id, ok, writeError, buffer: job.buffer }, [job.buffer]);
+  parentPort.postMessage({ id: job.id, ok, writeError, sha1Matched, buffer: job.buffer }, [job.buffer]);
 });
 `;
 
@@ -278,38 +307,41 @@ class PoolWorker {
     });
   }
 
-  async hash(id: number, data: Uint8Array): Promise<Buffer> {
+  async hash(id: number, data: Uint8Array, algorithm: 'sha1' | 'sha256'): Promise<Buffer> {
     let reply: WorkerReply;
     if (data.buffer instanceof SharedArrayBuffer) {
-      reply = await this.submit(id, data.byteLength, { buffer: data.buffer, offset: data.byteOffset, length: data.byteLength }, []);
+      reply = await this.submit(id, data.byteLength, { buffer: data.buffer, offset: data.byteOffset, length: data.byteLength, algorithm }, []);
     } else {
       // Uint8Array's slice copies; Buffer's would be a view, and moving it would detach the caller's memory.
       const copy = Uint8Array.prototype.slice.call(data);
-      reply = await this.submit(id, data.byteLength, { buffer: copy.buffer, offset: 0, length: copy.byteLength }, [copy.buffer as ArrayBuffer]);
+      reply = await this.submit(id, data.byteLength, { buffer: copy.buffer, offset: 0, length: copy.byteLength, algorithm }, [copy.buffer as ArrayBuffer]);
     }
     const d = reply.digest!;
     return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
   }
 
-  async hashFiles(id: number, segments: ReadSegment[], pieceLength: number, bytes: number): Promise<Buffer> {
-    const reply = await this.submit(id, bytes, { segments, pieceLength }, []);
+  async hashFiles(id: number, segments: ReadSegment[], pieceLength: number, bytes: number, sha256: boolean): Promise<PieceDigests> {
+    const reply = await this.submit(id, bytes, { segments, pieceLength, sha256 }, []);
     if (reply.readError) throw new HashReadError(reply.readError.message, reply.readError.code, reply.readError.path);
     const d = reply.digest!;
-    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    const d256 = reply.digest256;
+    return { sha1: Buffer.from(d.buffer, d.byteOffset, d.byteLength), ...(d256 ? { sha256: Buffer.from(d256.buffer, d256.byteOffset, d256.byteLength) } : {}) };
   }
 
   async sha256Files(id: number, segments: ReadSegment[], bytes: number): Promise<Buffer> {
-    const reply = await this.submit(id, bytes, { segments, sha256: true }, []);
+    const reply = await this.submit(id, bytes, { segments, sha256Files: true }, []);
     if (reply.readError) throw new HashReadError(reply.readError.message, reply.readError.code, reply.readError.path);
     const d = reply.digest!;
     return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
   }
 
-  async verifyAndWrite(id: number, piece: Buffer, length: number, expected: Buffer, writes: WriteSegment[]): Promise<VerifyResult> {
+  async verifyAndWrite(id: number, piece: Buffer, length: number, expected: Buffer, writes: WriteSegment[], sha1: Buffer | undefined): Promise<VerifyResult> {
     const arrayBuffer = piece.buffer as ArrayBuffer;
-    const reply = await this.submit(id, length, { buffer: arrayBuffer, offset: 0, length, expected: Uint8Array.from(expected), writes }, [arrayBuffer]);
+    const message = { buffer: arrayBuffer, offset: 0, length, expected: Uint8Array.from(expected), sha1: sha1 && Uint8Array.from(sha1), writes };
+    const reply = await this.submit(id, length, message, [arrayBuffer]);
     const result: VerifyResult = { ok: reply.ok === true && !reply.writeError, buffer: Buffer.from(reply.buffer!) };
     if (reply.writeError) result.writeError = reply.writeError;
+    if (reply.sha1Matched) result.sha1Matched = true;
     return result;
   }
 

@@ -2,8 +2,8 @@ import { readdir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { encode, type Encodable } from '../../bencode/src/index.js';
-import { HashPool, HashReadError, type ReadSegment } from '../../hashing/src/index.js';
-import { isValidPieceLength, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, unsafePathElement, type Metainfo } from './metainfo.js';
+import { HashPool, HashReadError, type PieceDigests, type ReadSegment } from '../../hashing/src/index.js';
+import { isValidPieceLength, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, PIECES_SHA256_KEY, unsafePathElement, type Metainfo } from './metainfo.js';
 import { parseTorrent } from './parse.js';
 import { SWARMSHIP_VERSION } from '../../contracts/src/version.js';
 
@@ -31,6 +31,12 @@ export interface CreateTorrentOptions {
   createdBy?: string;
   /** Seconds since the epoch; default now; `false` leaves it out (reproducible output). */
   creationDate?: number | false;
+  /**
+   * Also put each piece's SHA-256 in the info dictionary (`pieces sha256`, 32 bytes a
+   * piece), read in the same pass as the SHA-1s. Other clients ignore the key; swarmship
+   * agents verify pieces by it once a signed manifest vouches for the list.
+   */
+  pieceSha256?: boolean;
   /** Hash on this pool; otherwise one is made for the call and closed after. */
   hashPool?: HashPool;
   onProgress?: (hashedBytes: number, totalBytes: number) => void;
@@ -119,7 +125,7 @@ export async function createTorrent(path: string, opts: CreateTorrentOptions = {
 
   const pieceLength = opts.pieceLength ?? choosePieceLength(total);
   const pool = opts.hashPool ?? new HashPool();
-  let pieces: Buffer;
+  let pieces: PieceDigests;
   try {
     pieces = await hashPieces(files, total, pieceLength, pool, opts);
   } finally {
@@ -129,7 +135,8 @@ export async function createTorrent(path: string, opts: CreateTorrentOptions = {
   const info: Record<string, Encodable | undefined> = {
     name,
     'piece length': pieceLength,
-    pieces,
+    pieces: pieces.sha1,
+    [PIECES_SHA256_KEY]: pieces.sha256,
     private: opts.private ? 1 : undefined,
     source: opts.source,
   };
@@ -222,9 +229,10 @@ const JOBS_PER_WORKER = 2;
  * each hash worker reads its job's bytes from disk itself and hashes them: the main
  * thread never touches the data, and a core's read and hash share its cache.
  */
-async function hashPieces(files: SourceFile[], total: number, pieceLength: number, pool: HashPool, opts: CreateTorrentOptions): Promise<Buffer> {
+async function hashPieces(files: SourceFile[], total: number, pieceLength: number, pool: HashPool, opts: CreateTorrentOptions): Promise<PieceDigests> {
   const pieceCount = Math.ceil(total / pieceLength);
   const pieces = Buffer.alloc(pieceCount * 20);
+  const pieces256 = opts.pieceSha256 ? Buffer.alloc(pieceCount * 32) : undefined;
   const piecesPerJob = Math.max(1, Math.floor(JOB_TARGET / pieceLength));
   const layout = new StreamLayout(files);
   let hashedBytes = 0;
@@ -237,9 +245,9 @@ async function hashPieces(files: SourceFile[], total: number, pieceLength: numbe
       nextPiece += piecesPerJob;
       const start = first * pieceLength;
       const bytes = Math.min(piecesPerJob * pieceLength, total - start);
-      let digests: Buffer;
+      let digests: PieceDigests;
       try {
-        digests = await pool.hashFiles(layout.segments(start, bytes), pieceLength);
+        digests = await pool.pieceDigests(layout.segments(start, bytes), pieceLength, pieces256 !== undefined);
       } catch (err) {
         throw err instanceof HashReadError
           ? err.code === 'ESHRANK'
@@ -247,7 +255,8 @@ async function hashPieces(files: SourceFile[], total: number, pieceLength: numbe
             : unreadable(err.path ?? '?', err)
           : err;
       }
-      digests.copy(pieces, first * 20);
+      digests.sha1.copy(pieces, first * 20);
+      if (pieces256) digests.sha256!.copy(pieces256, first * 32);
       hashedBytes += bytes;
       opts.onProgress?.(hashedBytes, total);
     }
@@ -262,7 +271,7 @@ async function hashPieces(files: SourceFile[], total: number, pieceLength: numbe
       throw new CreateTorrentError('changed', `${f.fsPath} changed while it was being hashed`, f.fsPath);
     }
   }
-  return pieces;
+  return pieces256 ? { sha1: pieces, sha256: pieces256 } : { sha1: pieces };
 }
 
 /** The files, one after the other, as a single byte stream. */

@@ -5,6 +5,7 @@ export {
   MetainfoError,
   MIN_PIECE_LENGTH,
   pieceHash,
+  PIECES_SHA256_KEY,
   pieceSize,
   unsafePathElement,
   type Metainfo,

@@ -15,6 +15,9 @@ export interface MetainfoFile {
   pad?: true;
 }
 
+/** The info key swarmship puts each piece's SHA-256 under (32 bytes a piece); other clients ignore it. */
+export const PIECES_SHA256_KEY = 'pieces sha256';
+
 /** A parsed .torrent (BEP 3 v1 info dictionary plus the outer fields we use). */
 export interface Metainfo {
   /** SHA-1 of `rawInfo`. */
@@ -25,6 +28,8 @@ export interface Metainfo {
   pieceCount: number;
   /** 20 bytes per piece; a view into the parsed bytes. */
   pieceHashes: Buffer;
+  /** 32 bytes per piece (SHA-256), when the info dictionary has `pieces sha256` (torrents swarmship makes for releases). */
+  pieceSha256?: Buffer;
   /** Total bytes of all files. */
   length: number;
   files: MetainfoFile[];

@@ -5,6 +5,7 @@ import {
   MAX_PIECE_LENGTH,
   MetainfoError,
   MIN_PIECE_LENGTH,
+  PIECES_SHA256_KEY,
   unsafePathElement,
   type Metainfo,
   type MetainfoErrorCode,
@@ -86,6 +87,14 @@ function parse(buf: Buffer): Metainfo {
     throw new MetainfoError('info.pieces', 'piece-count-mismatch', `${pieces.length / 20} piece hashes for ${length} bytes in ${pieceLength}-byte pieces; expected ${pieceCount}`);
   }
 
+  let pieceSha256: Buffer | undefined;
+  if (info[PIECES_SHA256_KEY] !== undefined) {
+    pieceSha256 = bytes(info, PIECES_SHA256_KEY, 'info');
+    if (pieceSha256.length !== pieceCount * 32) {
+      throw new MetainfoError(`info.${PIECES_SHA256_KEY}`, 'piece-count-mismatch', `${pieceSha256.length} bytes; ${pieceCount} pieces need ${pieceCount * 32}`);
+    }
+  }
+
   let isPrivate = false;
   if (info['private'] !== undefined) {
     const p = integer(info, 'private', 'info');
@@ -103,6 +112,7 @@ function parse(buf: Buffer): Metainfo {
     pieceLength,
     pieceCount,
     pieceHashes: pieces,
+    ...(pieceSha256 ? { pieceSha256 } : {}),
     length,
     files,
     singleFile: hasLength,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,5 +231,27 @@ describe('choosePieceLength', () => {
         if (p < 16 * 1024 * 1024) expect(pieces).toBeLessThanOrEqual(2000);
       }),
     );
+  });
+});
+
+describe('createTorrent with piece SHA-256s', () => {
+  it("puts each piece's SHA-256 in the info dictionary, read back by the parser; a list of the wrong length is refused", async () => {
+    const content = pseudoRandomBytes(3 * 16_384 + 77, 9);
+    const file = join(dir, 'sha256.bin');
+    await writeFile(file, content);
+    const { torrent, metainfo } = await createTorrent(file, { pieceLength: 16_384, pieceSha256: true, hashPool: pool, creationDate: false });
+    expectPiecesOf(metainfo, content);
+    expect(metainfo.pieceSha256!.length).toBe(4 * 32);
+    for (let i = 0; i < 4; i++) {
+      const bytes = content.subarray(i * 16_384, (i + 1) * 16_384);
+      expect(metainfo.pieceSha256!.subarray(i * 32, i * 32 + 32).equals(createHash('sha256').update(bytes).digest()), `piece ${i}`).toBe(true);
+    }
+    const info = (decodeStrict(torrent) as BencodeDict)['info'] as BencodeDict;
+    expect(Buffer.isBuffer(info['pieces sha256'])).toBe(true);
+    // Without the option the key is absent, and so is the field.
+    expect((await createTorrent(file, { pieceLength: 16_384, hashPool: pool })).metainfo.pieceSha256).toBeUndefined();
+    // One digest short.
+    const cut = Buffer.from(torrent.toString('latin1').replace('13:pieces sha256128:', '13:pieces sha25696:').replace(/(13:pieces sha25696:)([\s\S]{96})[\s\S]{32}/, '$1$2'), 'latin1');
+    expect(() => parseTorrent(cut)).toThrow(/pieces sha256/);
   });
 });
