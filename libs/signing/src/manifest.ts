@@ -1,4 +1,4 @@
-import { sign, verify } from 'node:crypto';
+import { createHash, sign, verify } from 'node:crypto';
 import { decodeStrict } from '../../bencode/src/decode.js';
 import { encode } from '../../bencode/src/encode.js';
 import type { BencodeDict } from '../../bencode/src/value.js';
@@ -26,6 +26,13 @@ export interface ReleaseManifest {
    * false, and a release that is not unpacked has one encoding, old or new.
    */
   unpack: boolean;
+  /**
+   * SHA-256 (64 lower-case hex digits) of the torrent's `pieces sha256` list: each
+   * piece's SHA-256, 32 bytes a piece. With it an agent verifies every piece by SHA-256
+   * as it arrives and needs no pass over the whole artifact at the end. Absent in
+   * manifests signed before it existed (and then agents check `sha256` at the end).
+   */
+  piecesSha256?: string;
 }
 
 /** A manifest as it travels: the exact bytes signed, the signature and the signer's key id. */
@@ -64,7 +71,17 @@ export class ManifestError extends Error {
 export function encodeManifest(m: ReleaseManifest): Buffer {
   checkFields(m);
   // `unpack` is left out when false (encode drops undefined entries).
-  return encode({ type: MANIFEST_TYPE, name: m.name, version: m.version, infoHash: m.infoHash, sha256: m.sha256, size: m.size, created: m.created, unpack: m.unpack ? 1 : undefined });
+  return encode({
+    type: MANIFEST_TYPE,
+    name: m.name,
+    version: m.version,
+    infoHash: m.infoHash,
+    sha256: m.sha256,
+    size: m.size,
+    created: m.created,
+    unpack: m.unpack ? 1 : undefined,
+    piecesSha256: m.piecesSha256,
+  });
 }
 
 /** Reads canonical manifest bytes; unknown keys are allowed (later versions may add some) but every known one must be right. */
@@ -90,6 +107,7 @@ export function decodeManifest(bytes: Buffer): ReleaseManifest {
   const unpack = d['unpack'];
   if (unpack !== undefined && unpack !== 1) throw new ManifestError('malformed', "manifest field 'unpack' must be 1 when present (absent means false)");
   const m: ReleaseManifest = { name: text('name'), version: text('version'), infoHash: text('infoHash'), sha256: text('sha256'), size, created: text('created'), unpack: unpack === 1 };
+  if (d['piecesSha256'] !== undefined) m.piecesSha256 = text('piecesSha256');
   checkFields(m);
   return m;
 }
@@ -115,12 +133,23 @@ export function verifyManifest(bytes: Buffer, signature: Buffer, trusted: readon
   return { manifest: decodeManifest(bytes), key };
 }
 
-/** Why `m` does not describe the release an agent was given (name, version, info hash, size, unpack), or undefined when it does. */
-export function manifestMismatch(m: ReleaseManifest, given: { name: string; version: string; infoHash: string; size: number; unpack: boolean }): string | undefined {
+/**
+ * Why `m` does not describe the release an agent was given (name, version, info hash,
+ * size, unpack, piece SHA-256s), or undefined when it does.
+ */
+export function manifestMismatch(
+  m: ReleaseManifest,
+  given: { name: string; version: string; infoHash: string; size: number; unpack: boolean; pieceSha256?: Buffer | undefined },
+): string | undefined {
   if (m.name !== given.name || m.version !== given.version) return `the signed manifest is for ${m.name}@${m.version}, not ${given.name}@${given.version}`;
   if (m.infoHash !== given.infoHash.toLowerCase()) return `the torrent's info hash ${given.infoHash} is not the signed manifest's ${m.infoHash}`;
   if (m.size !== given.size) return `the torrent holds ${given.size} bytes, the signed manifest ${m.size}`;
   if (m.unpack !== given.unpack) return given.unpack ? 'the release says to unpack the artifact, the signed manifest does not' : 'the signed manifest says to unpack the artifact, the release does not';
+  if (m.piecesSha256 !== undefined) {
+    if (!given.pieceSha256) return "the signed manifest vouches for the pieces' SHA-256s, but the torrent has none";
+    const got = createHash('sha256').update(given.pieceSha256).digest('hex');
+    if (got !== m.piecesSha256) return `the torrent's piece SHA-256s (${got}) are not the signed manifest's (${m.piecesSha256})`;
+  }
   return undefined;
 }
 
@@ -133,4 +162,5 @@ function checkFields(m: ReleaseManifest): void {
   if (!Number.isSafeInteger(m.size) || m.size < 0) throw bad('size', 'must be a whole number of bytes');
   if (m.created.length > 64) throw bad('created', 'must be a timestamp');
   if (typeof m.unpack !== 'boolean') throw bad('unpack', 'must be true or false');
+  if (m.piecesSha256 !== undefined && !/^[0-9a-f]{64}$/.test(m.piecesSha256)) throw bad('piecesSha256', 'must be 64 lower-case hex digits');
 }

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encode } from '../../bencode/src/encode.js';
 import {
@@ -119,6 +119,23 @@ describe('release manifests', () => {
     expect(manifestMismatch(manifest, { ...given, unpack: true })).toBe('the release says to unpack the artifact, the signed manifest does not');
     expect(manifestMismatch({ ...manifest, unpack: true }, given)).toBe('the signed manifest says to unpack the artifact, the release does not');
     expect(manifestMismatch({ ...manifest, unpack: true }, { ...given, unpack: true })).toBeUndefined();
+  });
+
+  it("vouch for the torrent's piece SHA-256s by their SHA-256, carried only when the controller made them", () => {
+    const list = Buffer.alloc(3 * 32, 7);
+    const withPieces: ReleaseManifest = { ...manifest, piecesSha256: createHash('sha256').update(list).digest('hex') };
+    const signed = signManifest(withPieces, key);
+    expect(verifyManifest(signed.manifest, signed.signature, trusted).manifest).toEqual(withPieces);
+    expect(encodeManifest(manifest).includes('piecesSha256')).toBe(false);
+    expect(refusal(() => encodeManifest({ ...withPieces, piecesSha256: 'X'.repeat(64) })).code).toBe('malformed');
+    const given = { name: 'app', version: '1.2.3', infoHash: 'a'.repeat(40), size: 123_456, unpack: false };
+    expect(manifestMismatch(withPieces, { ...given, pieceSha256: list })).toBeUndefined();
+    const other = Buffer.from(list);
+    other[40]! ^= 1;
+    expect(manifestMismatch(withPieces, { ...given, pieceSha256: other })).toMatch(/piece SHA-256s \([0-9a-f]{64}\) are not the signed manifest's/);
+    expect(manifestMismatch(withPieces, given)).toMatch(/the torrent has none/);
+    // A torrent with the list and a manifest without it: the list is just not used.
+    expect(manifestMismatch(manifest, { ...given, pieceSha256: list })).toBeUndefined();
   });
 
   it('carry unpack only when true, so manifests signed before the key existed still verify, as unpack=false', () => {

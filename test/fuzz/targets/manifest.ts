@@ -26,6 +26,7 @@ const manifestSpec = fc.record({
   size: fc.oneof(fc.nat(), fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER)),
   created: fc.oneof(fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }).map((d) => d.toISOString()), fc.constantFrom('', 'c'.repeat(64))),
   unpack: fc.boolean(),
+  piecesSha256: fc.option(hex(64), { nil: undefined }),
 });
 
 type ManifestSpec = typeof manifestSpec extends fc.Arbitrary<infer T> ? T : never;
@@ -34,10 +35,11 @@ type ManifestSpec = typeof manifestSpec extends fc.Arbitrary<infer T> ? T : neve
 function manifestDict(s: ManifestSpec): Record<string, Encodable> {
   const d: Record<string, Encodable> = { type: MANIFEST_TYPE, name: s.name, version: s.version, infoHash: s.infoHash, sha256: s.sha256, size: s.size, created: s.created };
   if (s.unpack) d['unpack'] = 1;
+  if (s.piecesSha256 !== undefined) d['piecesSha256'] = s.piecesSha256;
   return d;
 }
 
-const MANIFEST_KEYS = ['type', 'name', 'version', 'infoHash', 'sha256', 'size', 'created', 'unpack'];
+const MANIFEST_KEYS = ['type', 'name', 'version', 'infoHash', 'sha256', 'size', 'created', 'unpack', 'piecesSha256'];
 
 const manifestLeaf: fc.Arbitrary<Tree> = fc.oneof(
   fc.constantFrom<Tree>(
@@ -92,6 +94,7 @@ function checkManifest(m: ReleaseManifest): void {
   check(Number.isSafeInteger(m.size) && m.size >= 0, `size ${m.size}`);
   check(typeof m.created === 'string' && m.created.length <= 64, 'created');
   check(typeof m.unpack === 'boolean', `unpack ${String(m.unpack)}`);
+  check(m.piecesSha256 === undefined || /^[0-9a-f]{64}$/.test(m.piecesSha256), `piecesSha256 ${JSON.stringify(m.piecesSha256)}`);
   // What was read can be signed again, and reads back the same.
   check(JSON.stringify(decodeManifest(encodeManifest(m))) === JSON.stringify(m), 'the manifest does not survive encoding again');
 }
