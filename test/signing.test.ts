@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DesiredRelease, Holding } from '../libs/contracts/src/agent-channel.js';
 import type { ReleaseStatus, SigningKeyInfo } from '../libs/contracts/src/rest.js';
-import { createTorrent } from '../libs/metainfo/src/index.js';
+import { createTorrent, parseTorrent } from '../libs/metainfo/src/index.js';
 import { encode } from '../libs/bencode/src/encode.js';
 import { generateSigningKey, parsePrivateKey, parsePublicKeys } from '../libs/signing/src/keys.js';
 import { decodeManifest, verifyManifest } from '../libs/signing/src/manifest.js';
@@ -79,6 +79,8 @@ describe('signed releases through the product controller', () => {
     const trusted = parsePublicKeys(await readFile(ctl!.publicKeyFile, 'utf8'), 'controller');
     const { manifest } = verifyManifest(Buffer.from(record.manifest!, 'base64'), Buffer.from(record.signature!, 'base64'), trusted);
     expect(manifest).toMatchObject({ name: 'app', version: '1', infoHash: status.infoHash, sha256: artifactSha, size: 3 * MIB, created: status.createdAt });
+    // The torrent carries each piece's SHA-256, and the manifest vouches for the list: agents verify pieces by it.
+    expect(manifest.piecesSha256).toMatch(/^[0-9a-f]{64}$/);
   }, 90_000);
 
   it('signs whether a release is unpacked, and re-signs at start-up an unpacked release signed before manifests said so', async () => {
@@ -180,8 +182,8 @@ describe('forged releases delivered to an agent', () => {
   /** A torrent of `evil` (or `tarball`) per case (distinct source tags), each seeded, so every forgery could be downloaded. */
   const torrents = new Map<string, DesiredRelease>();
 
-  async function seeded(tag: string, announce: string, content = evil): Promise<DesiredRelease> {
-    const { torrent, metainfo } = await createTorrent(content, { pieceLength: 256 * 1024, announce: [announce], source: tag, creationDate: false });
+  async function seeded(tag: string, announce: string, content = evil, pieceSha256 = false): Promise<DesiredRelease> {
+    const { torrent, metainfo } = await createTorrent(content, { pieceLength: 256 * 1024, announce: [announce], source: tag, creationDate: false, pieceSha256 });
     const path = join(dir, `${tag}.torrent`);
     await writeFile(path, torrent);
     await procs.seeder(path, content);
@@ -214,6 +216,7 @@ describe('forged releases delivered to an agent', () => {
     const { announce } = await procs.tracker();
     for (const tag of ['swapped', 'stranger', 'tampered', 'wrong-sha', 'unsigned', 'genuine']) torrents.set(tag, await seeded(tag, announce));
     for (const tag of ['unpack-added', 'unpack-stripped']) torrents.set(tag, await seeded(tag, announce, tarball));
+    for (const tag of ['pieces-sha256', 'pieces-sha256-other']) torrents.set(tag, await seeded(tag, announce, evil, true));
     controller = new FakeController(TOKEN, { origin: { host: '127.0.0.1', port: 1 }, announceUrl: announce, retireGraceSeconds: 0 });
     await controller.start(await freePort('127.0.0.1'));
     agent = await startAgentProcess({ name: 'node', dataDir: join(dir, 'node'), controllerPort: controller.port, token: TOKEN, trustKeys: [trusted.publicKeyFile] });
@@ -284,6 +287,19 @@ describe('forged releases delivered to an agent', () => {
     expect(h.error).toBe('refused: the signed manifest says to unpack the artifact, the release does not; nothing downloaded');
     expect(h.bytesFromOrigin + h.bytesFromPeers + h.verifiedBytes).toBe(0);
     await expectNothingPublished('unpack-stripped');
+  });
+
+  it("publishes a release whose manifest vouches for its torrent's piece SHA-256s, and refuses, before a byte, one whose list is not the signed one", async () => {
+    const listHash = (d: DesiredRelease) => createHash('sha256').update(parseTorrent(Buffer.from(d.torrent, 'base64')).pieceSha256!).digest('hex');
+    const ok = await deliver(await signRelease(torrents.get('pieces-sha256')!, evil, trusted, { piecesSha256: listHash(torrents.get('pieces-sha256')!) }));
+    expect(ok.state).toBe('complete');
+    expect(await sha256OfFile(join(agent.releaseDir('app', 'pieces-sha256'), 'evil.bin'))).toBe(await sha256OfFile(evil));
+    // Signed for this torrent, but vouching for another list of piece digests.
+    const h = await deliver(await signRelease(torrents.get('pieces-sha256-other')!, evil, trusted, { piecesSha256: 'ab'.repeat(32) }));
+    expect(h.state).toBe('failed');
+    expect(h.error).toBe(`refused: the torrent's piece SHA-256s (${listHash(torrents.get('pieces-sha256-other')!)}) are not the signed manifest's (${'ab'.repeat(32)}); nothing downloaded`);
+    expect(h.bytesFromOrigin + h.bytesFromPeers + h.verifiedBytes).toBe(0);
+    await expectNothingPublished('pieces-sha256-other');
   });
 
   it('publishes nothing when every piece verifies but the artifact is not the one the manifest names (SHA-256)', async () => {

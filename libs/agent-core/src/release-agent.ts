@@ -577,7 +577,10 @@ export class ReleaseAgent {
     }
     await this.detach(h);
     let sha256: string | undefined;
-    if (manifest) {
+    if (manifest?.piecesSha256 !== undefined) {
+      // Every piece matched its SHA-256 in the list the manifest vouches for: the artifact is the signed one.
+      sha256 = manifest.sha256;
+    } else if (manifest) {
       h.state = 'verifying';
       this.reportDirty = true;
       sha256 = await this.checkArtifact(h, staging, manifest, checked.signed);
@@ -621,14 +624,16 @@ export class ReleaseAgent {
       if (err instanceof ManifestError) throw new ReleaseRefusedError(`refused: ${err.message}; nothing downloaded`);
       throw err;
     }
-    const mismatch = manifestMismatch(manifest, { name: h.name, version: h.version, infoHash: h.infoHash, size: h.metainfo!.length, unpack: h.unpack });
+    const given = { name: h.name, version: h.version, infoHash: h.infoHash, size: h.metainfo!.length, unpack: h.unpack, pieceSha256: h.metainfo!.pieceSha256 };
+    const mismatch = manifestMismatch(manifest, given);
     if (mismatch) throw new ReleaseRefusedError(`refused: ${mismatch}; nothing downloaded`);
     return { manifest, signed: s.manifest };
   }
 
   /**
    * SHA-256 of the whole downloaded artifact against the signed manifest, before it is
-   * published. Every piece matched its SHA-1 already; this closes the gap a SHA-1
+   * published, for manifests that do not vouch for piece SHA-256s (signed before they
+   * existed). Every piece matched its SHA-1 already; this closes the gap a SHA-1
    * collision would leave. Read and hashed on a hash worker, 1 MiB at a time. On a
    * mismatch the download is thrown away, nothing is published, and the release waits
    * for another manifest (`signed`, as sent) before it is downloaded again.

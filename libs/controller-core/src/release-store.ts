@@ -160,13 +160,17 @@ export class ReleaseStore {
     if (r.manifest !== undefined && r.signature !== undefined && r.signingKey === this.options.signingKey.keyId && r.sha256 !== undefined) {
       try {
         const m = decodeManifest(Buffer.from(r.manifest, 'base64'));
-        if (m.name === r.name && m.version === r.version && m.infoHash === r.infoHash && m.sha256 === r.sha256 && m.size === r.bytes && m.unpack === (r.unpack === true)) return false;
+        const same = m.name === r.name && m.version === r.version && m.infoHash === r.infoHash && m.sha256 === r.sha256 && m.size === r.bytes;
+        if (same && m.unpack === (r.unpack === true) && m.piecesSha256 === piecesSha256Of(release.metainfo)) return false;
       } catch {
         // Re-signed below.
       }
     }
     const sha256 = r.sha256 ?? (await this.sha256Of(release.contentPath, release.metainfo));
-    const record = { ...r, ...this.sign({ name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt, unpack: r.unpack === true }) };
+    const manifest: ReleaseManifest = { name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt, unpack: r.unpack === true };
+    const pieces = piecesSha256Of(release.metainfo);
+    if (pieces !== undefined) manifest.piecesSha256 = pieces;
+    const record = { ...r, ...this.sign(manifest) };
     await writeFileAtomic(join(this.releasesDir, r.name, r.version, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
     release.record = record;
     return true;
@@ -302,6 +306,8 @@ export class ReleaseStore {
           private: true,
           // Unique per release: the same artifact published as two versions must be two swarms.
           source: `swarmship:${fields.name}@${fields.version}`,
+          // Agents verify each piece by these once the signed manifest vouches for them.
+          pieceSha256: true,
           hashPool: this.options.hashPool,
         });
       } catch (err) {
@@ -320,7 +326,16 @@ export class ReleaseStore {
         metadata: fields.metadata,
         unpack: fields.unpack,
         content: placed.content,
-        ...this.sign({ name: fields.name, version: fields.version, infoHash: made.metainfo.infoHashHex, sha256, size: made.metainfo.length, created: createdAt, unpack: fields.unpack }),
+        ...this.sign({
+          name: fields.name,
+          version: fields.version,
+          infoHash: made.metainfo.infoHashHex,
+          sha256,
+          size: made.metainfo.length,
+          created: createdAt,
+          unpack: fields.unpack,
+          piecesSha256: piecesSha256Of(made.metainfo),
+        }),
       };
       const duplicate = [...this.releases.values()].find((r) => r.record.infoHash === record.infoHash && r.record.retiredAt === undefined);
       if (duplicate) {
@@ -395,4 +410,9 @@ function isUnder(path: string, root: string): boolean {
 
 function noSpace(message: string, cause?: unknown): ControllerError {
   return new ControllerError('no-space', message, undefined, { cause });
+}
+
+/** What a manifest says of the torrent's piece SHA-256 list: its SHA-256, when the torrent has one. */
+function piecesSha256Of(metainfo: Metainfo): string | undefined {
+  return metainfo.pieceSha256 && createHash('sha256').update(metainfo.pieceSha256).digest('hex');
 }

@@ -1,5 +1,5 @@
 export { Engine, type EngineOptions, type AddTorrentOptions, type TorrentDescriptor } from './engine.js';
-export { Torrent, type TorrentInfo, type TorrentStats, type PeerStats } from './torrent.js';
+export { DigestListError, Torrent, type TorrentInfo, type TorrentStats, type PeerStats } from './torrent.js';
 export { Bitfield } from './bitfield.js';
 export { PiecePicker } from './piece-picker.js';
 export { FileStorage, StorageError, layoutFiles, type PieceStorage, type StoredFile } from './storage.js';

@@ -23,7 +23,24 @@ export interface TorrentInfo {
   pieceLength: number;
   pieceCount: number;
   length: number;
+  /** SHA-1, 20 bytes a piece. */
   pieceHashes: Buffer;
+  /**
+   * SHA-256, 32 bytes a piece, when the torrent carries them: pieces are then verified by
+   * these (a SHA-1 collision cannot slip a piece in), and their SHA-1 is checked only when
+   * the SHA-256 fails, to tell a bad peer from a digest list that disagrees with the torrent.
+   */
+  pieceSha256?: Buffer | undefined;
+}
+
+/** The digest a piece must have: its SHA-256 when the torrent carries them, else its SHA-1. */
+export function expectedDigest(info: TorrentInfo, index: number): Buffer {
+  return info.pieceSha256 ? info.pieceSha256.subarray(index * 32, index * 32 + 32) : info.pieceHashes.subarray(index * 20, index * 20 + 20);
+}
+
+/** The torrent's SHA-256 list names other bytes than its SHA-1s: a fault of whoever made it, not of any peer. */
+export class DigestListError extends Error {
+  override name = 'DigestListError';
 }
 
 export interface TorrentOptions {
@@ -563,19 +580,21 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
    * hash on a worker and write from here.
    */
   private async verifyAndStore(index: number, buf: Buffer, size: number): Promise<void> {
-    const expected = this.info.pieceHashes.subarray(index * 20, index * 20 + 20);
+    const expected = expectedDigest(this.info, index);
+    const sha1 = this.info.pieceHashes.subarray(index * 20, index * 20 + 20);
     const offset = index * this.info.pieceLength;
     let ok = false;
     try {
       const segments = this.o.storage.segments?.(offset, size);
       if (segments) {
-        const result = await this.o.hashPool.verifyAndWrite(buf, size, expected, segments);
+        const result = await this.o.hashPool.verifyAndWrite(buf, size, expected, segments, this.info.pieceSha256 ? sha1 : undefined);
         buf = result.buffer;
         if (result.writeError) throw new StorageError(`cannot write piece ${index}: ${result.writeError.code ?? result.writeError.message}`, result.writeError.code, '');
+        if (result.sha1Matched) throw new DigestListError(`piece ${index} has the torrent's SHA-1 but not its SHA-256 in 'pieces sha256': the torrent's digest lists disagree, no copy can verify`);
         ok = result.ok;
       } else {
         const view = buf.subarray(0, size);
-        ok = (await this.o.hashPool.sha1(view)).equals(expected);
+        ok = (await (this.info.pieceSha256 ? this.o.hashPool.sha256(view) : this.o.hashPool.sha1(view))).equals(expected);
         if (ok && !this.stopped) await this.o.storage.write(offset, view);
       }
     } catch (err) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Engine } from '../src/index.js';
@@ -62,5 +62,47 @@ describe('engine on loopback', () => {
     await new Promise((resolve) => t.once('complete', resolve));
     expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
     expect(t.stats().downloadedBytes).toBe(1024 * 1024);
+  });
+
+  it("verifies pieces by the torrent's SHA-256s when it carries them, and fails, blaming nobody, when they disagree with its SHA-1s", async () => {
+    const data = randomBytes(1024 * 1024 + 500);
+    const pieceLength = 128 * 1024;
+    const base = describeFile('sha256.bin', data, pieceLength);
+    const sha256s = Buffer.concat(Array.from({ length: base.pieceCount }, (_, i) => createHash('sha256').update(data.subarray(i * pieceLength, (i + 1) * pieceLength)).digest()));
+    const seedDir = await tempDir();
+    await writeFile(join(seedDir, base.name), data);
+    const seeder = engine();
+    const seedPort = await seeder.listen();
+
+    // Agreeing lists: an ordinary download, every piece checked by its SHA-256; a resumed copy too.
+    const good = { ...base, pieceSha256: sha256s };
+    await seeder.addTorrent(good, { dir: seedDir, mode: 'seed' });
+    const dir = await tempDir();
+    const leecher = engine();
+    await leecher.listen();
+    const t = await leecher.addTorrent(good, { dir, mode: 'download', peers: [{ host: '127.0.0.1', port: seedPort }] });
+    await new Promise((resolve, reject) => {
+      t.once('complete', resolve);
+      t.once('error', reject);
+    });
+    expect((await readFile(join(dir, base.name))).equals(data)).toBe(true);
+    expect(t.stats().hashFailures).toBe(0);
+    await leecher.removeTorrent(t.infoHashHex);
+    expect((await leecher.addTorrent(good, { dir, mode: 'download' })).stats().verifiedPieces).toBe(base.pieceCount);
+
+    // A SHA-256 list for other bytes (a different info hash, so a swarm of its own).
+    const wrong = Buffer.from(sha256s);
+    wrong[3 * 32]! ^= 1;
+    const bad = { ...describeFile('sha256-bad.bin', data, pieceLength), pieceSha256: wrong };
+    const badSeedDir = await tempDir();
+    await writeFile(join(badSeedDir, bad.name), data);
+    // The seeder trusts its files, as the controller does after making the torrent.
+    await seeder.addTorrent(bad, { dir: badSeedDir, mode: 'seed', trustFiles: true });
+    const badLeecher = engine();
+    await badLeecher.listen();
+    const tb = await badLeecher.addTorrent(bad, { dir: await tempDir(), mode: 'download', peers: [{ host: '127.0.0.1', port: seedPort }] });
+    const err = await new Promise<Error>((resolve) => tb.once('error', resolve));
+    expect(err.name).toBe('DigestListError');
+    expect(err.message).toMatch(/piece 3 has the torrent's SHA-1 but not its SHA-256/);
   });
 });
