@@ -248,8 +248,6 @@ export class ReleaseStore {
             },
             sink,
           );
-          const fh = await open(path, 'r');
-          await fh.sync().finally(() => fh.close());
         } catch (err) {
           if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} filled up during the upload`, err);
           if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error).message === 'aborted') {
@@ -259,7 +257,15 @@ export class ReleaseStore {
         }
         const size = (await stat(path)).size;
         if (declaredBytes !== undefined && size !== declaredBytes) throw badRequest('body', `received ${size} bytes, Content-Length said ${declaredBytes}`);
-        return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', sha256: hash.digest('hex') };
+        // The upload reaches the disk while the torrent is made (the hash workers read the
+        // page cache meanwhile); publish() registers nothing before it has.
+        const synced = open(path, 'r')
+          .then((fh) => fh.sync().finally(() => fh.close()))
+          .catch((err: unknown) => {
+            throw isNoSpace(err) ? noSpace(`the disk holding ${this.options.dataDir} filled up during the upload`, err) : err;
+          });
+        synced.catch(() => undefined);
+        return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', sha256: hash.digest('hex'), synced };
       });
     } finally {
       // Written and registered, or removed with its staging dir: either way the disk says it now.
@@ -290,7 +296,7 @@ export class ReleaseStore {
 
   private async publish(
     fields: PublishFields,
-    place: (stagingDir: string) => Promise<{ contentPath: string; content: string; field: string; sha256?: string }>,
+    place: (stagingDir: string) => Promise<{ contentPath: string; content: string; field: string; sha256?: string; synced?: Promise<void> }>,
   ): Promise<Release> {
     const k = key(fields.name, fields.version);
     if (this.releases.has(k) || this.inFlight.has(k)) throw new ControllerError('conflict', `release ${fields.name}@${fields.version} already exists`);
@@ -314,6 +320,7 @@ export class ReleaseStore {
         if (err instanceof CreateTorrentError) throw badRequest(placed.field, err.message);
         throw err;
       }
+      await placed.synced;
       const createdAt = new Date(this.now()).toISOString();
       const sha256 = placed.sha256 ?? (await this.sha256Of(placed.contentPath, made.metainfo));
       const record: ReleaseRecord = {
