@@ -176,6 +176,12 @@ export class SuperSeedPolicy {
     return this.refill(state);
   }
 
+  /** Offers `peer` may hold at once now, and how many it holds (undefined for a peer the policy does not know). */
+  offersOf(peer: string): { limit: number; held: number } | undefined {
+    const state = this.peers.get(peer);
+    return state && { limit: state.limit, held: state.pending.size };
+  }
+
   /** Whether to serve a request: only pieces announced to that peer. */
   mayServe(peer: string, index: number): boolean {
     return ((this.peers.get(peer)?.flags[index] ?? 0) & ANNOUNCED) !== 0;

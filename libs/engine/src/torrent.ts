@@ -101,6 +101,8 @@ export interface PeerStats {
   pieces: number;
   amChoking: boolean;
   peerChoking: boolean;
+  /** While we super-seed: how many offered pieces it may hold at once (by its rate), and holds now. */
+  offers?: { limit: number; held: number };
 }
 
 /**
@@ -785,6 +787,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     const peerStats: PeerStats[] = [];
     for (const p of this.peers.values()) {
       if (p.isSeed) seeds++;
+      const offers = this.superSeed?.offersOf(p.key);
       peerStats.push({
         address: p.key,
         listenPort: p.listenPort,
@@ -798,6 +801,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         pieces: p.has.count,
         amChoking: p.amChoking,
         peerChoking: p.peerChoking,
+        ...(offers ? { offers } : {}),
       });
     }
     const lastSize = this.picker.pieceSize(this.info.pieceCount - 1);

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../src/index.js';
+import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
+
+const { cleanups, tempDir } = cleanupAfterEach();
+const KIB = 1024;
+
+function engine(downloadRateLimit?: number): Engine {
+  const e = new Engine({ host: '127.0.0.1', port: 0, ...(downloadRateLimit ? { downloadRateLimit } : {}) });
+  cleanups.push(() => e.close());
+  return e;
+}
+
+describe('super-seeding offers follow each peer rate', () => {
+  // Decision 0007: once measured for 5 s, a peer may hold ceil(8 × its rate / the
+  // fastest peer's) offers, at least 2: a slow peer no longer sits on 8 pieces nobody
+  // else can get from the origin. The policy is unit-tested; this is the wiring, with
+  // rates measured from real transfers.
+  it("caps a slow peer's offers by its measured rate while the fastest keeps all 8", async () => {
+    const pieceLength = 256 * KIB;
+    const data = randomBytes(160 * pieceLength);
+    const info = describeFile('offers.bin', data, pieceLength);
+    const originDir = await tempDir();
+    await writeFile(join(originDir, info.name), data);
+    const origin = engine();
+    const originPort = await origin.listen();
+    const seed = await origin.addTorrent(info, { dir: originDir, mode: 'seed', superSeed: true });
+
+    // Two fast peers and one at a thirty-second of their rate, all knowing each other.
+    const engines = [engine(2048 * KIB), engine(2048 * KIB), engine(64 * KIB)];
+    const ports: number[] = [];
+    for (const e of engines) ports.push(await e.listen());
+    for (const [i, e] of engines.entries()) {
+      const peers = [{ host: '127.0.0.1', port: originPort }, ...ports.filter((_, j) => j < i).map((port) => ({ host: '127.0.0.1', port }))];
+      await e.addTorrent(info, { dir: await tempDir(), mode: 'download', peers });
+    }
+
+    await new Promise((r) => setTimeout(r, 7_000));
+    const stats = seed.stats();
+    expect(stats.superSeeding).toBe(true);
+    const limitOf = (port: number) => stats.peerStats.find((p) => p.listenPort === port)?.offers?.limit;
+    const fastest = Math.max(limitOf(ports[0]!) ?? 0, limitOf(ports[1]!) ?? 0);
+    expect(fastest, JSON.stringify(stats.peerStats.map((p) => [p.listenPort, p.uploadRate, p.offers]))).toBe(8);
+    expect(limitOf(ports[2]!), JSON.stringify(stats.peerStats.map((p) => [p.listenPort, p.uploadRate, p.offers]))).toBe(2);
+  }, 30_000);
+});
