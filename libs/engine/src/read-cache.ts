@@ -66,22 +66,6 @@ export class PieceReadCache {
     return pending.then((e) => e.buf);
   }
 
-  /**
-   * Takes `whole` (a buffer of pieceLength, the piece's bytes at its start) as the cached
-   * copy of piece `index`: a piece just downloaded and verified is what peers ask for
-   * next, and this saves reading it back from disk. Returns a buffer of the same size
-   * for the caller to keep using (`whole` itself when the piece is cached already, else
-   * one the cache had spare or evicted), or undefined when it had none.
-   */
-  adopt(index: number, whole: Buffer): Buffer | undefined {
-    if (whole.length !== this.pieceLength || whole.byteOffset !== 0) return whole;
-    if (this.entries.has(index) || this.loading.has(index)) return whole;
-    this.entries.set(index, { buf: whole.subarray(0, this.pieceSize(index)), pins: 0 });
-    this.bytes += this.pieceLength;
-    this.evict();
-    return this.free.pop();
-  }
-
   /** Keeps a cached piece's memory from reuse; returns the matching unpin. */
   pin(index: number): () => void {
     const entry = this.entries.get(index);

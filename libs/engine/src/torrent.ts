@@ -604,11 +604,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       else this.buffers.release(buf);
       return this.fail(err as Error);
     }
-    // A verified piece is what peers ask for next: its memory becomes the read cache's
-    // copy of it, and the cache hands another buffer back to the pool.
-    const spare = ok && !this.stopped ? this.uploader.adopt(index, buf) : buf;
-    if (spare) this.buffers.release(spare);
-    else this.buffers.forget();
+    this.buffers.release(buf);
     if (this.stopped) return;
     if (ok) {
       this.picker.markVerified(index);

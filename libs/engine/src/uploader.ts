@@ -155,11 +155,6 @@ export class Uploader {
     this.o.onSent(peer, r.length);
   }
 
-  /** A piece just verified, to serve from memory; see PieceReadCache.adopt. */
-  adopt(index: number, whole: Buffer): Buffer | undefined {
-    return this.cache.adopt(index, whole);
-  }
-
   /** Frees the read cache if no piece was read since the last call. */
   trimIfIdle(): void {
     this.cache.trimIfIdle();

@@ -54,31 +54,4 @@ describe('PieceReadCache', () => {
     cache.trimIfIdle();
     expect(cache.get(3)).toBeUndefined();
   });
-
-  it('adopts a piece just downloaded, serving it without a read, and hands back the memory it evicts', async () => {
-    const storage = memoryStorage(data);
-    const cache = new PieceReadCache(storage, pieceLength, size, 2 * pieceLength);
-    // As the torrent has them: a buffer owning its whole memory.
-    const downloaded = (i: number) => {
-      const b = Buffer.allocUnsafeSlow(pieceLength);
-      data.copy(b, 0, i * pieceLength, (i + 1) * pieceLength);
-      return b;
-    };
-    expect(cache.adopt(0, downloaded(0))).toBeUndefined();
-    const second = downloaded(1);
-    expect(cache.adopt(1, second)).toBeUndefined();
-    expect(cache.get(0)!.equals(data.subarray(0, pieceLength))).toBe(true);
-    expect((await cache.load(1)).equals(data.subarray(pieceLength, 2 * pieceLength))).toBe(true);
-    expect(storage.reads).toBe(0);
-    // A third evicts the least recently used (piece 0, read above before piece 1 was):
-    // its memory comes back for the next download.
-    const spare = cache.adopt(2, downloaded(2))!;
-    expect(spare.length).toBe(pieceLength);
-    expect(spare.buffer).not.toBe(second.buffer);
-    expect(cache.get(0)).toBeUndefined();
-    expect(cache.get(2)!.equals(data.subarray(2 * pieceLength, 3 * pieceLength))).toBe(true);
-    // A piece already cached keeps its copy; the caller keeps its buffer.
-    const again = downloaded(2);
-    expect(cache.adopt(2, again)).toBe(again);
-  });
 });
