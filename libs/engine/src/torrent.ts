@@ -430,6 +430,15 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
             if (ext.reqq !== undefined && ext.reqq > 0) peer.reqq = ext.reqq;
             peer.clientName = ext.v;
             peer.listenPort = ext.p;
+            // An incoming peer is remembered by the port it listens on, so that when it
+            // goes (an agent re-adding a finished download as a seed drops every
+            // connection) we dial it back: otherwise neither side knows the other.
+            if (!conn.outgoing && !conn.bookKey && ext.p !== undefined && ext.p > 0 && ext.p < 65536) {
+              const address = { host: conn.remoteAddress, port: ext.p };
+              this.book.add(address, false);
+              conn.bookKey = this.book.keyOf(address);
+              this.book.connected(conn.bookKey);
+            }
           } catch (e) {
             conn.destroy(e as Error);
           }
