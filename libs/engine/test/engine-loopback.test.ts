@@ -105,4 +105,35 @@ describe('engine on loopback', () => {
     expect(err.name).toBe('DigestListError');
     expect(err.message).toMatch(/piece 3 has the torrent's SHA-1 but not its SHA-256/);
   });
+
+  it('dials back a peer that dialled it and then went, by the port its extension handshake names', async () => {
+    // The peer holding the pieces dials us, then drops the torrent and takes it up again
+    // knowing nobody (an agent re-adding a finished download as a seed, its tracker gone):
+    // we are the only side that can bring the two together again.
+    const data = randomBytes(2 * 1024 * 1024);
+    const info = describeFile('dial-back.bin', data, 128 * 1024);
+    const seedDir = await tempDir();
+    await writeFile(join(seedDir, info.name), data);
+    const seeder = new Engine({ host: '127.0.0.1', port: 0, uploadRateLimit: 1024 * 1024 });
+    cleanups.push(() => seeder.close());
+    await seeder.listen();
+
+    const dir = await tempDir();
+    const leecher = engine();
+    const leecherPort = await leecher.listen();
+    const t = await leecher.addTorrent(info, { dir, mode: 'download' });
+    const firstPiece = new Promise((resolve) => t.once('piece', resolve));
+    await seeder.addTorrent(info, { dir: seedDir, mode: 'seed', peers: [{ host: '127.0.0.1', port: leecherPort }] });
+    await firstPiece;
+    await seeder.removeTorrent(info.infoHash.toString('hex'));
+    expect(t.stats().verifiedPieces).toBeLessThan(info.pieceCount);
+    await seeder.addTorrent(info, { dir: seedDir, mode: 'seed' });
+
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`never dialled the seeder back: ${t.stats().verifiedPieces}/${info.pieceCount} pieces`)), 10_000);
+      t.once('complete', () => resolve(clearTimeout(timer)));
+      t.once('error', reject);
+    });
+    expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
+  });
 });
