@@ -95,7 +95,8 @@ export class Engine implements ConnectionHandler {
 
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
-      const server = createServer((socket) => this.accept(socket));
+      // Paused until PeerConnection.accept has given the socket its own read buffer.
+      const server = createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
       server.once('error', reject);
       server.listen(this.options.port ?? 0, this.options.host, () => {
         server.off('error', reject);
@@ -108,14 +109,14 @@ export class Engine implements ConnectionHandler {
   }
 
   private accept(socket: import('node:net').Socket): void {
-    const conn = new PeerConnection(socket, this, false, () => this.clock.now());
+    const conn = PeerConnection.accept(socket, this, () => this.clock.now());
     this.pending.add(conn);
     // Only a connection still without a handshake has timed out; the timer outlives the
     // handshake (it is cleared on close), and used to cut every incoming peer at 10 s.
     const timer = this.clock.setTimeout(() => {
       if (!conn.remoteHandshake) conn.destroy(new Error('handshake timed out'));
     }, HANDSHAKE_TIMEOUT_MS);
-    socket.once('close', () => this.clock.clearTimeout(timer));
+    conn.socket.once('close', () => this.clock.clearTimeout(timer));
   }
 
   onHandshake(conn: PeerConnection, h: Handshake): void {

@@ -81,7 +81,7 @@ export function placeFiles(
 
 // The callback fs API on plain descriptors, not FileHandle: FileHandle.write is an order
 // of magnitude slower on SharedArrayBuffer-backed buffers (measured on Node 20), and
-// downloaded pieces live in shared buffers so the hash workers can read them in place.
+// callers may hand in views of shared memory.
 const openFd = (path: string, flags: number, mode?: number) =>
   new Promise<number>((res, rej) => open(path, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
 const closeFd = (fd: number) => new Promise<void>((res) => close(fd, () => res()));
