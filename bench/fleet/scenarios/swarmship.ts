@@ -15,12 +15,13 @@ const AGENT_PORT = 7071;
 const PEER_PORT = 6881;
 
 /**
- * Extra node options for every agent, e.g. FLEET_AGENT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'
- * (node refuses --cpu-prof in NODE_OPTIONS); `{node}` becomes the host's name.
+ * Extra node options for every agent (FLEET_AGENT_NODE_ARGS) or for the controller
+ * (FLEET_CONTROLLER_NODE_ARGS), e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof/{host}' (node
+ * refuses --cpu-prof in NODE_OPTIONS); `{host}` becomes the host's name.
  */
-function agentNodeArgs(host: string): string[] {
-  const raw = process.env.FLEET_AGENT_NODE_ARGS?.trim();
-  return raw ? raw.split(/\s+/).map((a) => a.replaceAll('{node}', host)) : [];
+function extraNodeArgs(variable: 'FLEET_AGENT_NODE_ARGS' | 'FLEET_CONTROLLER_NODE_ARGS', host: string): string[] {
+  const raw = process.env[variable]?.trim();
+  return raw ? raw.split(/\s+/).map((a) => a.replaceAll('{host}', host).replaceAll('{node}', host)) : [];
 }
 
 export interface SwarmshipFleetScenario extends Scenario {
@@ -46,7 +47,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
         origin,
         'controller',
         process.execPath,
-        [ctx.cli, 'controller', '--data', join(ctx.hostDir(origin), 'controller'), '--host', '0.0.0.0', '--port', String(API_PORT), '--agent-port', String(AGENT_PORT), '--peer-port', String(PEER_PORT), '--public-host', origin.address, '--log-format', 'json', '--json'],
+        [...extraNodeArgs('FLEET_CONTROLLER_NODE_ARGS', origin.name), ctx.cli, 'controller', '--data', join(ctx.hostDir(origin), 'controller'), '--host', '0.0.0.0', '--port', String(API_PORT), '--agent-port', String(AGENT_PORT), '--peer-port', String(PEER_PORT), '--public-host', origin.address, '--log-format', 'json', '--json'],
         env,
       );
       const listening = await controller.waitLine((l) => l.json?.event === 'listening', 60_000, 'listening');
@@ -57,7 +58,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
           node,
           `agent ${node.name}`,
           process.execPath,
-          [...agentNodeArgs(node.name), ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
+          [...extraNodeArgs('FLEET_AGENT_NODE_ARGS', node.name), ctx.cli, 'agent', '--controller', `tcp://${origin.address}:${AGENT_PORT}`, '--data', join(ctx.hostDir(node), 'agent'), '--name', node.name, '--peer-port', String(PEER_PORT), '--advertise-address', node.address, '--http-port', '0', '--trust-key', publicKeyFile, '--json'],
           env,
         );
         agents.set(node.name, agent);
