@@ -58,6 +58,19 @@ export class ReleaseStore {
    * a link (a volume mounted elsewhere); below it, a link or a file on the way is refused.
    */
   async realDir(...parts: string[]): Promise<string> {
+    // Removing a release takes its artifact's emptied dirs away (removeRelease), so a dir
+    // made a moment ago for another version may be gone before its child is made: then
+    // the walk starts again. A handful of rounds; losing every one would mean a loop.
+    for (let round = 1; ; round++) {
+      try {
+        return await this.realDirOnce(parts);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || round >= 5) throw err;
+      }
+    }
+  }
+
+  private async realDirOnce(parts: string[]): Promise<string> {
     let dir = this.dataDir;
     for (const part of parts) {
       dir = join(dir, part);
