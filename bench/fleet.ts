@@ -42,7 +42,8 @@ Options:
   --nodes N             Nodes besides the origin (default 16).
   --rate RATE           Each host's rate, up and down: 200mbit, 1gbit, 25mbps (bytes/s) (default 200mbit).
   --size SIZE           Artifact size (default 256MiB).
-  --piece-length SIZE   Piece length for the torrents made here (default 1MiB).
+  --piece-length SIZE   Piece length for the torrents made here (default 1MiB); the
+                        swarmship scenario's controller picks its own, as it would in use.
   --latency MS          One-way delay each link adds in each direction (tc netem; a
                         host-to-host round trip crosses two links, so it is 4 × MS).
   --loss PERCENT        Loss each link adds in each direction (tc netem). Both need the
@@ -51,6 +52,12 @@ Options:
   --scenarios LIST      Any of: ${Object.keys(SCENARIOS).join(', ')} (default http,libtorrent,swarmship).
   --timeout SECONDS     Per scenario (default: 3 × its bound + 120).
   -h, --help            Show this help.
+
+Environment:
+  FLEET_AGENT_NODE_ARGS, FLEET_CONTROLLER_NODE_ARGS
+                        Extra node options for the swarmship scenario's agents or its
+                        controller, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof/{host}'
+                        ({host} becomes the host's name) or '--perf-basic-prof'.
 `;
 
 async function main(): Promise<number> {
