@@ -10,7 +10,7 @@ import type { Metainfo } from '../../metainfo/src/metainfo.js';
 import type { HashPool } from '../../hashing/src/hash-pool.js';
 import { placeFiles } from '../../engine/src/storage.js';
 import type { SigningKey } from '../../signing/src/keys.js';
-import { decodeManifest, signManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
+import { decodeManifest, piecesSha256Digest, signManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
 import { syncDir, writeFileAtomic } from '../../durable-files/src/atomic.js';
 import { badRequest, ControllerError, isNoSpace } from './errors.js';
 
@@ -159,19 +159,18 @@ export class ReleaseStore {
    */
   private async signIfNeeded(release: Release): Promise<boolean> {
     const r = release.record;
+    const pieces = piecesSha256Of(release.metainfo);
     if (r.manifest !== undefined && r.signature !== undefined && r.signingKey === this.options.signingKey.keyId && r.sha256 !== undefined) {
       try {
         const m = decodeManifest(Buffer.from(r.manifest, 'base64'));
         const same = m.name === r.name && m.version === r.version && m.infoHash === r.infoHash && m.sha256 === r.sha256 && m.size === r.bytes;
-        if (same && m.unpack === (r.unpack === true) && m.piecesSha256 === piecesSha256Of(release.metainfo)) return false;
+        if (same && m.unpack === (r.unpack === true) && m.piecesSha256 === pieces) return false;
       } catch {
         // Re-signed below.
       }
     }
     const sha256 = r.sha256 ?? (await this.sha256Of(release.contentPath, release.metainfo));
-    const manifest: ReleaseManifest = { name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt, unpack: r.unpack === true };
-    const pieces = piecesSha256Of(release.metainfo);
-    if (pieces !== undefined) manifest.piecesSha256 = pieces;
+    const manifest: ReleaseManifest = { name: r.name, version: r.version, infoHash: r.infoHash, sha256, size: r.bytes, created: r.createdAt, unpack: r.unpack === true, piecesSha256: pieces };
     const record = { ...r, ...this.sign(manifest) };
     await writeFileAtomic(join(this.releasesDir, r.name, r.version, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
     release.record = record;
@@ -425,7 +424,7 @@ function noSpace(message: string, cause?: unknown): ControllerError {
   return new ControllerError('no-space', message, undefined, { cause });
 }
 
-/** What a manifest says of the torrent's piece SHA-256 list: its SHA-256, when the torrent has one. */
+/** What a manifest says of the torrent's piece SHA-256 list, when the torrent has one. */
 function piecesSha256Of(metainfo: Metainfo): string | undefined {
-  return metainfo.pieceSha256 && createHash('sha256').update(metainfo.pieceSha256).digest('hex');
+  return metainfo.pieceSha256 && piecesSha256Digest(metainfo.pieceSha256);
 }

@@ -133,6 +133,11 @@ export function verifyManifest(bytes: Buffer, signature: Buffer, trusted: readon
   return { manifest: decodeManifest(bytes), key };
 }
 
+/** What a manifest's `piecesSha256` holds for a torrent's `pieces sha256` list: its SHA-256, in hex. */
+export function piecesSha256Digest(list: Uint8Array): string {
+  return createHash('sha256').update(list).digest('hex');
+}
+
 /**
  * Why `m` does not describe the release an agent was given (name, version, info hash,
  * size, unpack, piece SHA-256s), or undefined when it does.
@@ -147,7 +152,7 @@ export function manifestMismatch(
   if (m.unpack !== given.unpack) return given.unpack ? 'the release says to unpack the artifact, the signed manifest does not' : 'the signed manifest says to unpack the artifact, the release does not';
   if (m.piecesSha256 !== undefined) {
     if (!given.pieceSha256) return "the signed manifest vouches for the pieces' SHA-256s, but the torrent has none";
-    const got = createHash('sha256').update(given.pieceSha256).digest('hex');
+    const got = piecesSha256Digest(given.pieceSha256);
     if (got !== m.piecesSha256) return `the torrent's piece SHA-256s (${got}) are not the signed manifest's (${m.piecesSha256})`;
   }
   return undefined;
