@@ -1,7 +1,7 @@
 import type { HashPool } from '../../hashing/src/hash-pool.js';
 import { Bitfield } from './bitfield.js';
 import type { PieceStorage } from './storage.js';
-import { expectedDigest, type TorrentInfo } from './torrent.js';
+import { expectedDigest, pieceDigest, type TorrentInfo } from './torrent.js';
 
 const PIECES_IN_FLIGHT = 8;
 
@@ -27,7 +27,7 @@ export async function checkPieces(
       const size = index === info.pieceCount - 1 ? info.length - index * info.pieceLength : info.pieceLength;
       const view = buffer.subarray(0, size);
       await storage.read(index * info.pieceLength, view);
-      const digest = await (info.pieceSha256 ? hashPool.sha256(view) : hashPool.sha1(view));
+      const digest = await pieceDigest(hashPool, info, view);
       if (digest.equals(expectedDigest(info, index))) have.set(index);
       onProgress?.(++checked, info.pieceCount);
     }

@@ -38,6 +38,11 @@ export function expectedDigest(info: TorrentInfo, index: number): Buffer {
   return info.pieceSha256 ? info.pieceSha256.subarray(index * 32, index * 32 + 32) : info.pieceHashes.subarray(index * 20, index * 20 + 20);
 }
 
+/** The digest of `view` by which the torrent's pieces are verified (see expectedDigest). */
+export function pieceDigest(hashPool: HashPool, info: TorrentInfo, view: Uint8Array): Promise<Buffer> {
+  return info.pieceSha256 ? hashPool.sha256(view) : hashPool.sha1(view);
+}
+
 /** The torrent's SHA-256 list names other bytes than its SHA-1s: a fault of whoever made it, not of any peer. */
 export class DigestListError extends Error {
   override name = 'DigestListError';
@@ -605,7 +610,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         ok = result.ok;
       } else {
         const view = buf.subarray(0, size);
-        ok = (await (this.info.pieceSha256 ? this.o.hashPool.sha256(view) : this.o.hashPool.sha1(view))).equals(expected);
+        ok = (await pieceDigest(this.o.hashPool, this.info, view)).equals(expected);
         if (ok && !this.stopped) await this.o.storage.write(offset, view);
       }
     } catch (err) {
