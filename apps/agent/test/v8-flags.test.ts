@@ -5,6 +5,13 @@ import { describe, expect, it } from 'vitest';
 const MODULE = fileURLToPath(new URL('../../../dist/apps/agent/src/v8-flags.js', import.meta.url));
 const MIB = 1024 * 1024;
 
+/** Runs `script` as an ES module in a node of its own (no NODE_OPTIONS), which must exit 0. */
+function runNode(nodeArgs: string[], script: string): { stdout: string; stderr: string } {
+  const out = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  expect(out.status, out.stderr).toBe(0);
+  return out;
+}
+
 /**
  * Runs a node that (maybe) calls keepYoungGenerationSmall, then allocates as a starting
  * NestJS app does (many objects that survive a while), and reports the new space's size.
@@ -19,9 +26,7 @@ function youngGenerationAfterLoad(nodeArgs: string[], callIt: boolean): { applie
     const space = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
     console.log(JSON.stringify({ applied, newSpace: space.space_size }));
   `;
-  const out = spawnSync(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
-  expect(out.status, out.stderr).toBe(0);
-  return JSON.parse(out.stdout.trim()) as { applied: boolean | null; newSpace: number };
+  return JSON.parse(runNode(nodeArgs, script).stdout.trim()) as { applied: boolean | null; newSpace: number };
 }
 
 describe('keepYoungGenerationSmall', () => {
@@ -58,8 +63,7 @@ function inlinedCalls(nodeArgs: string[], callIt: boolean): { applied: boolean |
     unrolled(1);
     console.error(JSON.stringify({ applied }));
   `;
-  const out = spawnSync(process.execPath, [...nodeArgs, '--allow-natives-syntax', '--trace-turbo-inlining', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
-  expect(out.status, out.stderr).toBe(0);
+  const out = runNode([...nodeArgs, '--allow-natives-syntax', '--trace-turbo-inlining'], script);
   const { applied } = JSON.parse(out.stderr.trim().split('\n').pop()!) as { applied: boolean | null };
   return { applied, inlined: out.stdout.split('\n').filter((l) => l.startsWith('Inlining ') && l.includes('unrolled')).length };
 }
