@@ -36,6 +36,8 @@ export interface AgentConfig {
   trustedKeys: TrustedKey[];
   /** Accept releases that carry no signed manifest; with no trusted key, check none. */
   allowUnsigned: boolean;
+  /** Write downloaded pieces through the page cache instead of past it (direct I/O). */
+  pageCache: boolean;
 }
 
 /** A setting with a bad value; the message names the setting as the user gave it. */
@@ -74,6 +76,7 @@ export interface RawSettings {
   /** Paths of PEM files, or PEM text; a list from repeated flags or YAML. */
   trustKeys?: unknown;
   allowUnsigned?: unknown;
+  pageCache?: unknown;
 }
 
 const SPECS: SettingSpec[] = [
@@ -93,6 +96,7 @@ const SPECS: SettingSpec[] = [
   { key: 'onPublish', flag: '--on-publish', env: 'SWARMSHIP_ON_PUBLISH', yaml: 'onPublish' },
   { key: 'trustKeys', flag: '--trust-key', env: 'SWARMSHIP_TRUST_KEY', yaml: 'trustKeys' },
   { key: 'allowUnsigned', flag: '--allow-unsigned', env: 'SWARMSHIP_ALLOW_UNSIGNED', yaml: 'allowUnsigned' },
+  { key: 'pageCache', flag: '--page-cache', env: 'SWARMSHIP_PAGE_CACHE', yaml: 'pageCache' },
 ];
 
 /** The agent channel's default: a controller on the same machine. */
@@ -164,6 +168,7 @@ export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.Pr
   const trust = trustedKeys(pick('trustKeys'), controllerAddress.host, cwd);
   const unsigned = allowUnsigned ? parseBool(allowUnsigned.value, allowUnsigned.from) : false;
   if (trust.length === 0 && !unsigned) throw new AgentConfigError('--trust-key', NO_TRUSTED_KEY);
+  const pageCache = pick('pageCache');
   return {
     controller: controllerAddress,
     token: text('token', '').value,
@@ -181,6 +186,7 @@ export function resolveAgentConfig(sources: { flags: RawSettings; env: NodeJS.Pr
     onPublish,
     trustedKeys: trust,
     allowUnsigned: unsigned,
+    pageCache: pageCache ? parseBool(pageCache.value, pageCache.from) : false,
   };
 }
 

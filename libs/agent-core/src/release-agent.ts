@@ -198,6 +198,7 @@ export class ReleaseAgent {
       downloadRateLimit: this.config.downloadRateLimit,
       writeBufferBytes: AGENT_WRITE_BUFFER_BYTES,
       readCacheBytes: AGENT_READ_CACHE_BYTES,
+      directIo: !this.config.pageCache,
     });
     try {
       await engine.listen();

@@ -45,6 +45,15 @@ describe('agent configuration', () => {
     expect(() => resolveAgentConfig({ flags: {}, env: {}, file: parseConfigFile('allowUnsigned: {toString: 1}\n', 'agent.yaml'), fileName: 'agent.yaml', cwd: empty })).toThrow(/^agent.yaml: allowUnsigned: expected true or false/);
   });
 
+  it('writes past the page cache unless told --page-cache (flag, variable or YAML)', () => {
+    const base = { allowUnsigned: true } as const;
+    expect(resolveAgentConfig({ flags: base, env: {}, cwd: empty }).pageCache).toBe(false);
+    expect(resolveAgentConfig({ flags: { ...base, pageCache: true }, env: {}, cwd: empty }).pageCache).toBe(true);
+    expect(resolveAgentConfig({ flags: base, env: { SWARMSHIP_PAGE_CACHE: 'true' }, cwd: empty }).pageCache).toBe(true);
+    expect(resolveAgentConfig({ flags: base, env: {}, file: parseConfigFile('pageCache: true\n', 'agent.yaml'), fileName: 'agent.yaml', cwd: empty }).pageCache).toBe(true);
+    expect(() => resolveAgentConfig({ flags: base, env: { SWARMSHIP_PAGE_CACHE: 'sometimes' }, cwd: empty })).toThrow(/^SWARMSHIP_PAGE_CACHE: expected true or false/);
+  });
+
   it('trusts every key given, from repeated flags, the variable (PEM or files) or the YAML file (a list)', () => {
     const ids = (c: { trustedKeys: { keyId: string }[] }) => c.trustedKeys.map((k) => k.keyId);
     const both = [controllerKey.key.keyId, nextKey.key.keyId];

@@ -37,6 +37,13 @@ export interface EngineOptions {
   writeBufferBytes?: number;
   /** Memory for whole pieces read for upload, per torrent (freed when idle). */
   readCacheBytes?: number;
+  /**
+   * Write verified pieces past the page cache (O_DIRECT) where the filesystem allows:
+   * the kernel's copy into fresh cache pages was the largest cost of a download, and a
+   * release streaming through does not evict what the node's own work keeps cached.
+   * Default false: reads of what was just written then come from the disk.
+   */
+  directIo?: boolean;
 }
 
 /** The metainfo the engine needs to place files; the metainfo lib's type satisfies it. */
@@ -150,7 +157,7 @@ export class Engine implements ConnectionHandler {
       have = options.trustFiles ? Bitfield.full(info.pieceCount) : await checkPieces(info, storage, this.hashPool, options.onCheckProgress);
     } else {
       const existed = await anyFileHasData(files.map((f) => f.path));
-      storage = await FileStorage.openForWriting(files);
+      storage = await FileStorage.openForWriting(files, { directIo: this.options.directIo ?? false });
       have = existed ? await checkPieces(info, storage, this.hashPool, options.onCheckProgress) : new Bitfield(info.pieceCount);
     }
     const torrent = new Torrent({

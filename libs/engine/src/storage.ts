@@ -97,6 +97,7 @@ const writeFd = (fd: number, buf: Uint8Array, off: number, len: number, pos: num
 export class FileStorage implements PieceStorage {
   readonly length: number;
   private readonly handles: (number | undefined)[];
+  private readonly directHandles: (number | undefined)[];
   private opening: Promise<void> | undefined;
 
   private constructor(
@@ -105,6 +106,7 @@ export class FileStorage implements PieceStorage {
   ) {
     this.length = files.reduce((n, f) => n + f.length, 0);
     this.handles = new Array(files.length);
+    this.directHandles = new Array(files.length);
   }
 
   /** Opens existing files for reading; every file must exist with its full length. */
@@ -126,10 +128,32 @@ export class FileStorage implements PieceStorage {
    * Creates (or reopens) every file for reading and writing, sized to its length and
    * sparse, so a write never has to extend a file. Existing bytes are kept: resume.
    */
-  static async openForWriting(files: StoredFile[]): Promise<FileStorage> {
+  static async openForWriting(files: StoredFile[], options: { directIo?: boolean } = {}): Promise<FileStorage> {
     const storage = new FileStorage(files, true);
     await storage.openAll();
+    if (options.directIo) await storage.openDirect();
     return storage;
+  }
+
+  /** Whether writes handed to another thread (segments()) go past the page cache. */
+  get directIo(): boolean {
+    return this.directHandles.some((h) => h !== undefined);
+  }
+
+  /**
+   * Opens each file a second time with O_DIRECT, for segments() to offer. Where the
+   * platform or the filesystem has no direct I/O (tmpfs, macOS), the files are simply
+   * written through the page cache.
+   */
+  private async openDirect(): Promise<void> {
+    const direct = constants.O_DIRECT as number | undefined;
+    if (direct === undefined) return;
+    for (let i = 0; i < this.files.length; i++) {
+      const f = this.files[i]!;
+      if (f.pad) continue;
+      // EINVAL from a filesystem without it; any other refusal likewise only costs speed.
+      this.directHandles[i] = await openFd(f.path, constants.O_WRONLY | constants.O_NOFOLLOW | direct).catch(() => undefined);
+    }
   }
 
   private async openAll(): Promise<void> {
@@ -192,7 +216,8 @@ export class FileStorage implements PieceStorage {
       const fd = this.handles[i];
       if (!f.pad) {
         if (fd === undefined) return undefined;
-        out.push({ fd, position: at - f.offset, from, length: len });
+        const directFd = this.directHandles[i];
+        out.push({ fd, position: at - f.offset, from, length: len, ...(directFd !== undefined ? { directFd } : {}) });
       }
       from += len;
     }
@@ -205,7 +230,10 @@ export class FileStorage implements PieceStorage {
   }
 
   async close(): Promise<void> {
-    const handles = this.handles.splice(0, this.handles.length, ...new Array(this.handles.length));
+    const handles = [
+      ...this.handles.splice(0, this.handles.length, ...new Array(this.handles.length)),
+      ...this.directHandles.splice(0, this.directHandles.length, ...new Array(this.directHandles.length)),
+    ];
     await Promise.all(handles.map((h) => (h === undefined ? undefined : closeFd(h))));
   }
 

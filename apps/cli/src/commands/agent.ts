@@ -59,6 +59,11 @@ Every setting comes from a flag, else a SWARMSHIP_* variable, else the YAML file
                           carry no signed manifest (a controller older than signing);
                           with no trusted key at all, check no signature. Not for
                           production.
+  --page-cache            SWARMSHIP_PAGE_CACHE [pageCache]. Write downloads through the
+                          page cache. By default verified pieces are written past it
+                          (O_DIRECT, where the filesystem has it): less CPU per byte,
+                          and a release does not push the node's own work out of the
+                          cache; the first read of a new release then comes from disk.
   --config FILE           SWARMSHIP_CONFIG. YAML file of the settings above.
   --json                  Log JSON lines even on a terminal (the default elsewhere).
   -h, --help              Show this help.
@@ -84,6 +89,7 @@ export const agentCommand: Command = {
     json: { type: 'boolean' },
     'trust-key': { type: 'string', multiple: true },
     'allow-unsigned': { type: 'boolean' },
+    'page-cache': { type: 'boolean' },
   },
   positionals: [0, 0],
   async run(values: ParsedValues, _positionals: string[], io: CommandIo): Promise<number> {
@@ -92,6 +98,7 @@ export const agentCommand: Command = {
     if (typeof values.config === 'string') flags.config = values.config;
     if (Array.isArray(values['trust-key'])) flags.trustKeys = values['trust-key'];
     if (values['allow-unsigned'] === true) flags.allowUnsigned = true;
+    if (values['page-cache'] === true) flags.pageCache = true;
     // Before anything that allocates much or gets hot: NestJS's start-up is what grows
     // the young generation, and the compiler reads its inlining budget on each compile.
     const { tuneV8ForAgent } = await import('../../../agent/src/v8-flags.js');

@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HashPool } from '../../hashing/src/hash-pool.js';
+import { FileStorage, placeFiles } from '../src/storage.js';
+
+const O_DIRECT = constants.O_DIRECT as number | undefined;
+
+/** Whether files in `dir` can be opened with O_DIRECT (not off Linux, nor on some filesystems). */
+function directIoWorksIn(dir: string): boolean {
+  if (O_DIRECT === undefined) return false;
+  const probe = join(dir, '.probe');
+  try {
+    closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | O_DIRECT, 0o644));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+/** Bytes of `path` in the page cache, as util-linux's fincore counts them. */
+function cachedBytes(path: string): number | undefined {
+  try {
+    return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes every piece of `content` through the hash pool into `storage`, as a download does. */
+async function writeAllPieces(pool: HashPool, storage: FileStorage, content: Buffer, pieceLength: number): Promise<void> {
+  for (let offset = 0; offset < content.length; offset += pieceLength) {
+    const length = Math.min(pieceLength, content.length - offset);
+    const piece = Buffer.allocUnsafeSlow(pieceLength);
+    content.copy(piece, 0, offset, offset + length);
+    const expected = createHash('sha256').update(content.subarray(offset, offset + length)).digest();
+    const result = await pool.verifyAndWrite(piece, length, expected, storage.segments(offset, length)!);
+    expect(result.writeError).toBeUndefined();
+    expect(result.ok).toBe(true);
+  }
+  await storage.sync();
+}
+
+describe('direct I/O for downloaded pieces', () => {
+  let dir: string;
+  let pool: HashPool;
+  let direct: boolean;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'swarmship-direct-'));
+    pool = new HashPool(2);
+    direct = directIoWorksIn(dir);
+    if (!direct) console.warn(`direct I/O cases check only the fallback: ${dir} has no O_DIRECT`);
+  });
+  afterAll(async () => {
+    await pool.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes pieces that straddle unaligned file boundaries byte for byte, short last piece included', async () => {
+    const pieceLength = 64 * 1024;
+    // Lengths chosen so files start mid-block and pieces cross files at odd offsets.
+    const lengths = [5000, 300_001, 4096, 70_123, 1];
+    let offset = 0;
+    const files = placeFiles(join(dir, 'multi'), lengths.map((length, i) => {
+      const f = { path: [`f${i}.bin`], length, offset };
+      offset += length;
+      return f;
+    }));
+    const content = randomBytes(offset);
+    const storage = await FileStorage.openForWriting(files, { directIo: true });
+    expect(storage.directIo).toBe(direct);
+    if (direct) expect(storage.segments(0, pieceLength)!.every((s) => s.directFd !== undefined)).toBe(true);
+    await writeAllPieces(pool, storage, content, pieceLength);
+    await storage.close();
+    for (const f of files) expect(readFileSync(f.path).equals(content.subarray(f.offset, f.offset + f.length))).toBe(true);
+  });
+
+  it('leaves the page cache without the blocks it wrote, where buffered writes fill it', async () => {
+    if (!direct) return console.warn('skipped: no O_DIRECT in the temporary directory');
+    const pieceLength = 256 * 1024;
+    const content = randomBytes(16 * pieceLength);
+    /** Bytes of the written file in the page cache, counted before reading it back. */
+    const cachedAfterWriting = async (name: string, directIo: boolean) => {
+      const files = placeFiles(join(dir, name), [{ path: [name], length: content.length, offset: 0 }], name);
+      const storage = await FileStorage.openForWriting(files, { directIo });
+      await writeAllPieces(pool, storage, content, pieceLength);
+      await storage.close();
+      const cached = cachedBytes(files[0]!.path);
+      expect(readFileSync(files[0]!.path).equals(content)).toBe(true);
+      return cached;
+    };
+    const buffered = await cachedAfterWriting('buffered.bin', false);
+    if (buffered === undefined) return console.warn('skipped the page cache check: fincore (Debian package util-linux) is missing');
+    expect(buffered).toBeGreaterThan(0);
+    expect(await cachedAfterWriting('direct.bin', true)).toBe(0);
+  });
+});
