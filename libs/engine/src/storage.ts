@@ -142,8 +142,9 @@ export class FileStorage implements PieceStorage {
 
   /**
    * Opens each file a second time with O_DIRECT, for segments() to offer. Where the
-   * platform or the filesystem has no direct I/O (tmpfs, macOS), the files are simply
-   * written through the page cache.
+   * platform or the filesystem has no direct I/O (macOS; some FUSE and network
+   * filesystems, tmpfs before Linux 6.6), the files are simply written through the page
+   * cache.
    */
   private async openDirect(): Promise<void> {
     const direct = constants.O_DIRECT as number | undefined;

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HashPool } from '../../hashing/src/hash-pool.js';
 import { FileStorage, placeFiles } from '../src/storage.js';
 
@@ -99,5 +100,36 @@ describe('direct I/O for downloaded pieces', () => {
     if (buffered === undefined) return console.warn('skipped the page cache check: fincore (Debian package util-linux) is missing');
     expect(buffered).toBeGreaterThan(0);
     expect(await cachedAfterWriting('direct.bin', true)).toBe(0);
+  });
+
+  it('writes through the page cache when there is no WebAssembly memory to stage in (node --jitless)', () => {
+    const dist = (path: string) => JSON.stringify(fileURLToPath(new URL(`../../../dist/${path}`, import.meta.url)));
+    const script = `
+      import { createHash, randomBytes } from 'node:crypto';
+      import { readFileSync } from 'node:fs';
+      import { HashPool } from ${dist('libs/hashing/src/hash-pool.js')};
+      import { FileStorage, placeFiles } from ${dist('libs/engine/src/storage.js')};
+      const content = randomBytes(3 * 65536);
+      const files = placeFiles(${JSON.stringify(join(dir, 'jitless'))}, [{ path: ['j.bin'], length: content.length, offset: 0 }], 'j.bin');
+      const storage = await FileStorage.openForWriting(files, { directIo: true });
+      const pool = new HashPool(1);
+      for (let at = 0; at < content.length; at += 65536) {
+        const piece = Buffer.allocUnsafeSlow(65536);
+        content.copy(piece, 0, at, at + 65536);
+        const expected = createHash('sha256').update(piece).digest();
+        const r = await pool.verifyAndWrite(piece, 65536, expected, storage.segments(at, 65536));
+        if (!r.ok) throw new Error('piece ' + at + ': ' + JSON.stringify(r.writeError));
+      }
+      await storage.close();
+      await pool.close();
+      console.log(JSON.stringify({ wasm: typeof WebAssembly, same: readFileSync(files[0].path).equals(content) }));
+    `;
+    // A file, not -e with --input-type=module: that flag would make the hash workers' own
+    // (CommonJS) source a module too.
+    const file = join(dir, 'jitless.mjs');
+    writeFileSync(file, script);
+    const out = spawnSync(process.execPath, ['--jitless', file], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(out.stderr.replace(/.*disabling flag --expose_wasm.*\n?/g, '')).toBe('');
+    expect(JSON.parse(out.stdout)).toEqual({ wasm: 'undefined', same: true });
   });
 });

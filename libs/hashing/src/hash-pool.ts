@@ -191,16 +191,26 @@ let scratch;
 const ALIGN = ${DIRECT_IO_ALIGNMENT};
 const STAGING_BYTES = 1024 * 1024;
 let staging;
-// A filesystem that opened O_DIRECT but refuses the writes (EINVAL): buffered from then on.
+// A filesystem that opened O_DIRECT but refuses the writes (EINVAL), or a node without
+// WebAssembly (--jitless): buffered from then on.
 let directRefused = false;
+function stagingBuffer() {
+  if (!staging) {
+    try {
+      staging = Buffer.from(new WebAssembly.Memory({ initial: STAGING_BYTES / 65536 }).buffer);
+    } catch {
+      directRefused = true;
+    }
+  }
+  return staging;
+}
 function writeSegment(view, s) {
   let done = 0;
-  if (s.directFd !== undefined && !directRefused) {
+  if (s.directFd !== undefined && !directRefused && stagingBuffer()) {
     const head = Math.min(s.length, (ALIGN - (s.position % ALIGN)) % ALIGN);
     const blocks = s.length - head - ((s.length - head) % ALIGN);
     while (done < head) done += writeSync(s.fd, view, s.from + done, head - done, s.position + done);
     if (blocks > 0) {
-      staging ??= Buffer.from(new WebAssembly.Memory({ initial: STAGING_BYTES / 65536 }).buffer);
       try {
         while (done < head + blocks) {
           const n = Math.min(STAGING_BYTES, head + blocks - done);
