@@ -576,14 +576,7 @@ export class ReleaseAgent {
       await this.detach(h);
       throw err;
     }
-    // The torrent seeds on through the checks and the rename below (its open files follow
-    // the rename), so peers still downloading keep this source the moment it finishes.
-    // Removing it and adding it again dropped every connection: a node slower than the
-    // rest lost all its sources at once when they finished, and had to find them again.
-    // Not when the manifest vouches only for the whole artifact: nothing is served
-    // before that check.
-    const seedThrough = manifest === undefined || manifest.piecesSha256 !== undefined;
-    if (!seedThrough) await this.detach(h);
+    await this.detach(h);
     let sha256: string | undefined;
     if (manifest?.piecesSha256 !== undefined) {
       // Every piece matched its SHA-256 in the list the manifest vouches for: the artifact is the signed one.
@@ -604,8 +597,7 @@ export class ReleaseAgent {
     const dir = await this.store.publish(h.name, h.version);
     const at = this.now();
     this.metrics.downloadDuration.observe((at - h.startedAt) / 1000);
-    if (seedThrough && h.torrent === torrent) this.serving(h, at);
-    else await this.servePublished(h, at, true);
+    await this.servePublished(h, at, true);
     this.log.info('published', { release: h.key, path: dir, bytes: metainfo.length, fromOrigin: h.fromOrigin, fromPeers: h.fromPeers, sha256 });
     if (this.config.onPublish) await this.runOnPublish(h, dir);
   }
@@ -672,17 +664,12 @@ export class ReleaseAgent {
       this.log.error('release-corrupt', { release: h.key, error: h.error });
       return;
     }
-    this.attach(h, torrent);
-    this.serving(h, at);
-  }
-
-  /** The release is published and its torrent, attached, serves it from `at` on. */
-  private serving(h: Held, at: number): void {
     h.state = 'complete';
     h.error = undefined;
     h.failures = 0;
     h.retryAt = undefined;
     h.completedAt = at;
+    this.attach(h, torrent);
   }
 
   private async runOnPublish(h: Held, dir: string): Promise<void> {
