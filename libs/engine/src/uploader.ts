@@ -4,13 +4,19 @@ import { PieceReadCache } from './read-cache.js';
 import type { PieceStorage } from './storage.js';
 import type { RateGate } from './token-bucket.js';
 
-/** Stop queueing into a socket past this many unsent bytes... */
-const SEND_HIGH_WATER = 4 * 1024 * 1024;
 /**
- * ...and start again once it is down to this many. Node's 'drain' waits for an empty
- * queue, which leaves the link idle while the next piece is read from disk.
+ * Stop queueing into a socket past this many unsent bytes, for a peer we send to fast...
  */
-const SEND_LOW_WATER = 1024 * 1024;
+export const SEND_HIGH_WATER = 4 * 1024 * 1024;
+/** ...or past this many seconds of what we send it, for a slower one (libtorrent keeps half a second)... */
+const SEND_QUEUE_SECONDS = 0.5;
+/** ...but never less than this, so a new connection is not starved before its rate is known. */
+export const SEND_HIGH_WATER_MIN = 256 * 1024;
+/**
+ * Start again once the queue is down to this share of its high water. Node's 'drain'
+ * waits for an empty queue, which leaves the link idle while the next piece is read.
+ */
+const SEND_LOW_WATER_SHARE = 0.25;
 /** Pieces read ahead of the one being sent, for a peer's queued requests. */
 const READ_AHEAD_PIECES = 2;
 /** Requests from a peer beyond this many in flight are refused; we advertise it as reqq. */
@@ -84,9 +90,10 @@ export class Uploader {
 
   /** Sends queued blocks while the socket takes them, the rate allows, and pieces are in memory. */
   serve(peer: Peer): void {
+    const highWater = sendHighWater(peer.upload.rate());
     while (!peer.reading && !peer.cancelRateWait && !peer.conn.closed && !peer.amChoking) {
       const r = peer.peekIncoming();
-      if (!r || peer.conn.queuedBytes >= SEND_HIGH_WATER) return;
+      if (!r || peer.conn.queuedBytes >= highWater) return;
       const piece = this.cache.get(r.index);
       if (!piece) {
         peer.reading = true;
@@ -107,7 +114,7 @@ export class Uploader {
         const withdraw = this.o.gate.take(r.length, () => {
           peer.cancelRateWait = undefined;
           // A cancel or a choke may have changed the queue meanwhile: send only what is still asked.
-          if (peer.peekIncoming() === r) this.sendBlock(peer, piece, unpin);
+          if (peer.peekIncoming() === r) this.sendBlock(peer, piece, unpin, highWater);
           else unpin();
           this.serve(peer);
         });
@@ -117,7 +124,7 @@ export class Uploader {
         };
         return;
       }
-      this.sendBlock(peer, piece, this.cache.pin(r.index));
+      this.sendBlock(peer, piece, this.cache.pin(r.index), highWater);
     }
   }
 
@@ -135,13 +142,13 @@ export class Uploader {
   }
 
   /** Sends the request at the head of the queue from `piece`, pinned by `unpin` until the block has left. */
-  private sendBlock(peer: Peer, piece: Buffer, unpin: () => void): void {
+  private sendBlock(peer: Peer, piece: Buffer, unpin: () => void, highWater: number): void {
     const r = peer.nextIncoming();
     if (!r || peer.amChoking || peer.conn.closed) return unpin();
     const block = piece.subarray(r.begin, r.begin + r.length);
-    if (!peer.flushWatch && peer.conn.queuedBytes >= SEND_LOW_WATER) {
-      // When this block reaches the kernel, the queue is about SEND_LOW_WATER shorter:
-      // time to queue more, well before it runs dry.
+    if (!peer.flushWatch && peer.conn.queuedBytes >= highWater * SEND_LOW_WATER_SHARE) {
+      // When this block reaches the kernel, the queue is about this much shorter: time to
+      // queue more, well before it runs dry.
       peer.flushWatch = true;
       peer.conn.sendPiece(r.index, r.begin, block, () => {
         unpin();
@@ -163,4 +170,14 @@ export class Uploader {
   clear(): void {
     this.cache.clear();
   }
+}
+
+/**
+ * How many unsent bytes a peer's socket may hold: about half a second of what we send
+ * it. A block in the queue can no longer be cancelled, so a slow receiver with megabytes
+ * queued from every sender got its endgame duplicates and its given-up requests anyway
+ * (a node at a tenth of the others' rate received 5 % more than the artifact).
+ */
+export function sendHighWater(bytesPerSecond: number): number {
+  return Math.min(SEND_HIGH_WATER, Math.max(SEND_HIGH_WATER_MIN, Math.round(bytesPerSecond * SEND_QUEUE_SECONDS)));
 }

@@ -4,7 +4,7 @@ import { Peer } from '../src/peer.js';
 import type { PeerConnection } from '../src/peer-connection.js';
 import type { PieceStorage } from '../src/storage.js';
 import { RateGate } from '../src/token-bucket.js';
-import { Uploader } from '../src/uploader.js';
+import { SEND_HIGH_WATER, SEND_HIGH_WATER_MIN, Uploader } from '../src/uploader.js';
 
 const PIECE = 32 * 1024;
 const BLOCK = 16 * 1024;
@@ -107,5 +107,74 @@ describe('Uploader', () => {
     }
     expect(a.sent.map((s) => [s.index, s.begin])).toEqual([[1, BLOCK]]);
     expect(a.sent[0]!.bytes.equals(data.subarray(PIECE + BLOCK, 2 * PIECE))).toBe(true);
+  });
+});
+
+describe('Uploader send queue', () => {
+  const pieceLength = 256 * 1024;
+  const pieces = 40;
+  const content = Buffer.alloc(pieces * pieceLength, 7);
+  const storage: PieceStorage = {
+    length: content.length,
+    async read(offset, target) {
+      target.set(content.subarray(offset, offset + target.byteLength));
+    },
+    async write() {},
+    async sync() {},
+    async close() {},
+  };
+
+  /** A peer whose socket takes nothing: every block sent stays queued, as toward a receiver that cannot keep up. */
+  function stuckPeer(clock: ManualClock, port: number): { peer: Peer; queued: () => number } {
+    let queued = 0;
+    const conn = {
+      remoteAddress: '127.0.0.1',
+      remotePort: port,
+      remoteHandshake: { peerId: Buffer.alloc(20, port % 256), reserved: Buffer.alloc(8), infoHash: Buffer.alloc(20) },
+      closed: false,
+      get queuedBytes() {
+        return queued;
+      },
+      supportsFast: false,
+      send() {},
+      destroy() {},
+      sendPiece(_index: number, _begin: number, block: Uint8Array) {
+        queued += 13 + block.byteLength;
+      },
+    } as unknown as PeerConnection;
+    const peer = new Peer(conn, pieces, clock);
+    peer.amChoking = false;
+    return { peer, queued: () => queued };
+  }
+
+  /** Unsent bytes the uploader leaves in the socket of a peer we have been sending `rate` bytes a second. */
+  async function queuedFor(rate: number): Promise<number> {
+    const clock = new ManualClock();
+    const uploader = new Uploader({ storage, pieceLength, pieceSize: () => pieceLength, readCacheBytes: 64 * 1024 * 1024, gate: new RateGate(Infinity, BLOCK, clock), mayServe: () => true, onSent: () => undefined, onFlood: () => undefined, onError: (e) => { throw e; } });
+    const { peer, queued } = stuckPeer(clock, 2000 + Math.round(rate / 1000));
+    // A second's worth in each second of the meter's 4 s window.
+    for (let t = 0; t < 4; t++) {
+      if (t > 0) clock.advance(1000);
+      peer.upload.add(rate);
+    }
+    expect(peer.upload.rate()).toBe(rate);
+    for (let index = 0; index < pieces; index++) {
+      for (let begin = 0; begin < pieceLength; begin += BLOCK) uploader.request(peer, { index, begin, length: BLOCK });
+    }
+    for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+    return queued();
+  }
+
+  it('keeps about half a second of a peer\'s rate queued, between a floor and a ceiling, so a slow receiver can still cancel', async () => {
+    const frame = 13 + BLOCK;
+    const slow = await queuedFor(50_000);
+    expect(slow).toBeGreaterThanOrEqual(SEND_HIGH_WATER_MIN);
+    expect(slow).toBeLessThan(SEND_HIGH_WATER_MIN + frame);
+    const middling = await queuedFor(2_000_000);
+    expect(middling).toBeGreaterThanOrEqual(1_000_000);
+    expect(middling).toBeLessThan(1_000_000 + frame);
+    const fast = await queuedFor(40_000_000);
+    expect(fast).toBeGreaterThanOrEqual(SEND_HIGH_WATER);
+    expect(fast).toBeLessThan(SEND_HIGH_WATER + frame);
   });
 });
