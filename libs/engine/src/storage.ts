@@ -135,11 +135,6 @@ export class FileStorage implements PieceStorage {
     return storage;
   }
 
-  /** Whether writes handed to another thread (segments()) go past the page cache. */
-  get directIo(): boolean {
-    return this.directHandles.some((h) => h !== undefined);
-  }
-
   /**
    * Opens each file a second time with O_DIRECT, for segments() to offer. Where the
    * platform or the filesystem has no direct I/O (macOS; some FUSE and network

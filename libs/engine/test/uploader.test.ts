@@ -36,27 +36,38 @@ function slowStorage(): PieceStorage & { finish(): Promise<void> } {
   };
 }
 
-/** The peer's end of the socket, as the uploader sees it: what was sent, in order. */
-function peerWithSocket(clock: ManualClock, port: number): { peer: Peer; sent: { index: number; begin: number; bytes: Buffer }[] } {
+/**
+ * The peer's end of the socket, as the uploader sees it: what was sent, in order. A
+ * socket that `takesNothing` keeps every frame queued (a receiver that cannot keep up);
+ * otherwise each block reaches the kernel at once.
+ */
+function peerWithSocket(clock: ManualClock, port: number, { pieces = PIECES, takesNothing = false } = {}): { peer: Peer; sent: { index: number; begin: number; bytes: Buffer }[]; queued: () => number } {
   const sent: { index: number; begin: number; bytes: Buffer }[] = [];
+  let queued = 0;
   const conn = {
     remoteAddress: '127.0.0.1',
     remotePort: port,
     remoteHandshake: { peerId: Buffer.alloc(20, port % 256), reserved: Buffer.alloc(8), infoHash: Buffer.alloc(20) },
     closed: false,
-    queuedBytes: 0,
+    get queuedBytes() {
+      return queued;
+    },
     supportsFast: false,
     send() {},
     destroy() {},
     sendPiece(index: number, begin: number, block: Uint8Array, onFlushed?: () => void) {
+      if (takesNothing) {
+        queued += 13 + block.byteLength;
+        return;
+      }
       // Copied when it "reaches the kernel", which is now: what the peer receives.
       sent.push({ index, begin, bytes: Buffer.from(block) });
       onFlushed?.();
     },
   } as unknown as PeerConnection;
-  const peer = new Peer(conn, PIECES, clock);
+  const peer = new Peer(conn, pieces, clock);
   peer.amChoking = false;
-  return { peer, sent };
+  return { peer, sent, queued: () => queued };
 }
 
 describe('Uploader', () => {
@@ -124,34 +135,11 @@ describe('Uploader send queue', () => {
     async close() {},
   };
 
-  /** A peer whose socket takes nothing: every block sent stays queued, as toward a receiver that cannot keep up. */
-  function stuckPeer(clock: ManualClock, port: number): { peer: Peer; queued: () => number } {
-    let queued = 0;
-    const conn = {
-      remoteAddress: '127.0.0.1',
-      remotePort: port,
-      remoteHandshake: { peerId: Buffer.alloc(20, port % 256), reserved: Buffer.alloc(8), infoHash: Buffer.alloc(20) },
-      closed: false,
-      get queuedBytes() {
-        return queued;
-      },
-      supportsFast: false,
-      send() {},
-      destroy() {},
-      sendPiece(_index: number, _begin: number, block: Uint8Array) {
-        queued += 13 + block.byteLength;
-      },
-    } as unknown as PeerConnection;
-    const peer = new Peer(conn, pieces, clock);
-    peer.amChoking = false;
-    return { peer, queued: () => queued };
-  }
-
   /** Unsent bytes the uploader leaves in the socket of a peer we have been sending `rate` bytes a second. */
   async function queuedFor(rate: number): Promise<number> {
     const clock = new ManualClock();
     const uploader = new Uploader({ storage, pieceLength, pieceSize: () => pieceLength, readCacheBytes: 64 * 1024 * 1024, gate: new RateGate(Infinity, BLOCK, clock), mayServe: () => true, onSent: () => undefined, onFlood: () => undefined, onError: (e) => { throw e; } });
-    const { peer, queued } = stuckPeer(clock, 2000 + Math.round(rate / 1000));
+    const { peer, queued } = peerWithSocket(clock, 2000 + Math.round(rate / 1000), { pieces, takesNothing: true });
     // A second's worth in each second of the meter's 4 s window.
     for (let t = 0; t < 4; t++) {
       if (t > 0) clock.advance(1000);
