@@ -46,8 +46,11 @@ Options:
                         swarmship scenario's controller picks its own, as it would in use.
   --latency MS          One-way delay each link adds in each direction (tc netem; a
                         host-to-host round trip crosses two links, so it is 4 × MS).
-  --loss PERCENT        Loss each link adds in each direction (tc netem). Both need the
-                        netem qdisc; a kernel without it is refused with that reason.
+  --loss PERCENT        Loss each link adds in each direction (tc netem). --latency needs
+                        the netem qdisc; a kernel without it is refused with that reason.
+                        Without netem, --loss alone is made with nftables (Debian package
+                        nftables): a random drop on each link end's egress, segmentation
+                        offload off so packets are dropped one by one as on a wire.
   --slow-node FACTOR    Node n01 gets FACTOR × the rate (e.g. 0.1); the others are reported apart too.
   --scenarios LIST      Any of: ${Object.keys(SCENARIOS).join(', ')} (default http,libtorrent,swarmship).
   --timeout SECONDS     Per scenario (default: 3 × its bound + 120).

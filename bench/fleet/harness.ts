@@ -101,6 +101,12 @@ export interface ScenarioResult {
   curve: number[];
   /** The scenario's own milestones, seconds since start. */
   milestones: Record<string, number>;
+  /**
+   * With loss made by nftables: packets its rules dropped during the scenario, and the
+   * packets that got through a drop point (each link end's egress: what hosts sent and
+   * received), so dropped / (dropped + packets) is the loss really applied.
+   */
+  loss?: { by: 'nftables'; dropped: number; packets: number };
 }
 
 export interface FleetResult {
@@ -212,6 +218,8 @@ async function runScenario(
   let error: string | undefined;
   let before = new Map<string, LinkCounters>();
   let after = new Map<string, LinkCounters>();
+  let droppedBefore = 0;
+  let droppedAfter = 0;
   let cpuBefore = hostCpu();
   let cpuAfter = cpuBefore;
   let end = NaN;
@@ -224,6 +232,7 @@ async function runScenario(
       r.sysAtStart = r.sampler.lastSys;
     }
     before = net.counters();
+    droppedBefore = net.droppedPackets();
     cpuBefore = hostCpu();
     started = true;
     t0 = performance.now();
@@ -241,6 +250,7 @@ async function runScenario(
   } finally {
     for (const r of running) r.sampler.sample();
     after = started ? net.counters() : before;
+    droppedAfter = started ? net.droppedPackets() : droppedBefore;
     cpuAfter = hostCpu();
     for (const r of running) r.sampler.stop();
     milestones = Object.fromEntries(Object.entries(scenario.milestones?.() ?? {}).map(([k, at]) => [k, (at - t0) / 1000]));
@@ -324,6 +334,7 @@ async function runScenario(
     hosts,
     curve: [...nodeTimes].sort((a, b) => a - b),
     milestones,
+    ...(net.lossBy === 'nftables' ? { loss: { by: 'nftables' as const, dropped: droppedAfter - droppedBefore, packets: net.hosts.reduce((s, h) => s + delta(h.name, 'txPackets') + delta(h.name, 'rxPackets'), 0) } } : {}),
   };
 }
 

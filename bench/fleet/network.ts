@@ -5,6 +5,8 @@
  * host's end is its upload, egress of the switch's end its download. Optional netem
  * delay and loss sit above the rate limit on both ends, so one link adds its delay in
  * each direction and a host-to-host round trip crosses two links (4 × the delay).
+ * Where the kernel has no netem, loss alone can still be had from nftables: a rule on
+ * each end's egress drops packets at random (see dropAtRandom).
  *
  * Addresses are in 10.77.0.0/16 and exist only inside these namespaces. Names carry a
  * random run id, so runs side by side never meet. Everything made here is recorded and
@@ -42,6 +44,8 @@ export interface LinkOptions {
   lossPercent?: number;
   /** Node 1 runs at this fraction of the others' rate (e.g. 0.1). */
   slowNodeFactor?: number;
+  /** What makes the loss: netem where the kernel has it, else nftables (the default); or nftables always. */
+  lossBy?: 'netem-if-available' | 'nftables';
 }
 
 export interface LinkCounters {
@@ -49,6 +53,9 @@ export interface LinkCounters {
   tx: number;
   /** Bytes the host received on its link. */
   rx: number;
+  /** Packets the host sent and received on its link. */
+  txPackets: number;
+  rxPackets: number;
 }
 
 export const SUBNET = '10.77';
@@ -56,13 +63,13 @@ export const SUBNET = '10.77';
 const live = new Set<string>();
 let exitGuard = false;
 
-function run(cmd: string, args: string[]): { ok: boolean; out: string; err: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
+function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000, input });
   return { ok: r.status === 0, out: r.stdout ?? '', err: r.error?.message ?? (r.stderr ?? '').trim() };
 }
 
-function must(cmd: string, args: string[]): string {
-  const r = run(cmd, args);
+function must(cmd: string, args: string[], input?: string): string {
+  const r = run(cmd, args, input);
   if (!r.ok) throw new Error(`${cmd} ${args.join(' ')}: ${r.err}`);
   return r.out;
 }
@@ -118,6 +125,44 @@ export function netemUnavailableReason(): string | undefined {
   }
 }
 
+/**
+ * Why nftables cannot drop packets on a link's egress here (the `nft` command from
+ * Debian's nftables, and the kernel's netdev egress hook), or undefined when it can
+ * (tried on a veth pair in a scratch namespace).
+ */
+export function nftablesLossUnavailableReason(): string | undefined {
+  if (spawnSync('nft', ['--version'], { encoding: 'utf8' }).error) return "'nft' is not installed (Debian package nftables)";
+  const probe = `ssfleet-probe-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const added = run('ip', ['netns', 'add', probe]);
+  if (!added.ok) return `'ip netns add' was refused: ${added.err}`;
+  try {
+    must('ip', ['-n', probe, 'link', 'add', 'pa', 'type', 'veth', 'peer', 'name', 'pb']);
+    const r = run('ip', ['netns', 'exec', probe, 'nft', '-f', '-'], dropRules('pa', 1));
+    return r.ok ? undefined : `this kernel refuses an nftables egress rule (${r.err.split('\n')[0]})`;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    run('ip', ['netns', 'delete', probe]);
+  }
+}
+
+/** Resolution of the random drop: loss is given in steps of 0.001 %. */
+const DROP_SCALE = 100_000;
+
+/** An nftables table dropping `lossPercent` % of the packets leaving `dev`, at random. */
+function dropRules(dev: string, lossPercent: number): string {
+  const below = Math.round((lossPercent / 100) * DROP_SCALE);
+  return [
+    'table netdev fleet_loss {',
+    `  chain egress_${dev} {`,
+    `    type filter hook egress device "${dev}" priority 0; policy accept;`,
+    `    numgen random mod ${DROP_SCALE} < ${below} counter drop`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
 /** Parses a tc-style rate: 200mbit, 1gbit, 500kbit, 25MBps (bytes), or plain bits per second. */
 export function parseRate(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)?$/i.exec(text.trim());
@@ -141,6 +186,8 @@ export class FleetNetwork {
   readonly switchNs: string;
   readonly hosts: Host[] = [];
   private readonly bridge = 'br0';
+  /** What makes the asked-for loss, when there is any: netem where the kernel has it. */
+  lossBy: 'netem' | 'nftables' | undefined;
 
   constructor(readonly options: LinkOptions) {
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 200) throw new Error(`nodes ${options.nodes}: expected 1…200`);
@@ -159,9 +206,17 @@ export class FleetNetwork {
   /** Makes the switch, the hosts, their links and shaping. On failure, removes what it made and throws. */
   create(): void {
     installExitGuard();
-    if ((this.options.latencyMs ?? 0) > 0 || (this.options.lossPercent ?? 0) > 0) {
-      const why = netemUnavailableReason();
-      if (why) throw new Error(`--latency/--loss need tc's netem qdisc: ${why}`);
+    const { latencyMs = 0, lossPercent = 0 } = this.options;
+    if (latencyMs > 0 || lossPercent > 0) {
+      const noNetem = this.options.lossBy === 'nftables' && latencyMs === 0 ? 'nftables asked for' : netemUnavailableReason();
+      if (noNetem && latencyMs > 0) throw new Error(`--latency needs tc's netem qdisc: ${noNetem}`);
+      if (noNetem) {
+        const noNft = nftablesLossUnavailableReason();
+        if (noNft) throw new Error(`--loss needs tc's netem qdisc (${noNetem}) or nftables (${noNft})`);
+        this.lossBy = 'nftables';
+      } else {
+        this.lossBy = 'netem';
+      }
     }
     try {
       this.addNamespace(this.switchNs);
@@ -217,7 +272,10 @@ export class FleetNetwork {
     const burst = Math.max(64 * 1024, Math.round((rate / 8) * 0.002));
     const tbf = ['tbf', 'rate', `${rate}bit`, 'burst', String(burst), 'latency', '50ms'];
     const { latencyMs = 0, lossPercent = 0 } = this.options;
-    if (latencyMs > 0 || lossPercent > 0) {
+    if (this.lossBy === 'nftables') {
+      must('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', ...tbf]);
+      this.dropAtRandom(ns, dev, lossPercent);
+    } else if (latencyMs > 0 || lossPercent > 0) {
       const netem = ['netem', 'limit', '100000'];
       if (latencyMs > 0) netem.push('delay', `${latencyMs}ms`);
       if (lossPercent > 0) netem.push('loss', `${lossPercent}%`);
@@ -226,6 +284,30 @@ export class FleetNetwork {
     } else {
       must('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', ...tbf]);
     }
+  }
+
+  /**
+   * Drops `lossPercent` % of the packets leaving `dev`, each on its own, as a lossy wire
+   * would. The rule sees packets before they are cut to the MTU (TCP hands the link
+   * up to 64 KiB at once), so segmentation offload is turned off on the device: one drop
+   * would otherwise take out a burst of 40-odd segments, far harsher than the loss asked.
+   * That costs CPU per packet, so lossy runs compare scenarios with each other, not with
+   * loss-free ones.
+   */
+  private dropAtRandom(ns: string, dev: string, lossPercent: number): void {
+    must('ip', ['-n', ns, 'link', 'set', 'dev', dev, 'gso_max_segs', '1']);
+    must('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], dropRules(dev, lossPercent));
+  }
+
+  /** Packets the nftables loss rules have dropped so far, all links and directions together. */
+  droppedPackets(): number {
+    if (this.lossBy !== 'nftables') return 0;
+    let dropped = 0;
+    for (const ns of [this.switchNs, ...this.hosts.map((h) => h.ns)]) {
+      const out = must('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'netdev', 'fleet_loss']);
+      for (const m of out.matchAll(/counter packets (\d+)/g)) dropped += Number(m[1]);
+    }
+    return dropped;
   }
 
   /**
@@ -241,9 +323,9 @@ export class FleetNetwork {
     const out = new Map<string, LinkCounters>();
     for (const h of this.hosts) {
       const json = must('ip', ['-n', h.ns, '-s', '-j', 'link', 'show', 'dev', h.dev]);
-      const [link] = JSON.parse(json) as { stats64: { rx: { bytes: number }; tx: { bytes: number } } }[];
+      const [link] = JSON.parse(json) as { stats64: { rx: { bytes: number; packets: number }; tx: { bytes: number; packets: number } } }[];
       if (!link) throw new Error(`no counters for ${h.dev} in ${h.ns}`);
-      out.set(h.name, { tx: link.stats64.tx.bytes, rx: link.stats64.rx.bytes });
+      out.set(h.name, { tx: link.stats64.tx.bytes, rx: link.stats64.rx.bytes, txPackets: link.stats64.tx.packets, rxPackets: link.stats64.rx.packets });
     }
     return out;
   }

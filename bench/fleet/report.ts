@@ -133,12 +133,20 @@ export function textReport(result: FleetResult): string {
   return table(HEADER, rows(result), [0, 9, 10, 14, 15]);
 }
 
+/** How the loss was made when nftables made it, and what it came to in each scenario. */
+function lossNote(result: FleetResult): string {
+  const measured = result.scenarios.filter((r) => r.loss);
+  if (measured.length === 0) return '';
+  const applied = measured.map((r) => `${r.id} ${((100 * r.loss!.dropped) / Math.max(1, r.loss!.dropped + r.loss!.packets)).toFixed(2)} %`).join(', ');
+  return ` (no netem here: nftables drops packets at random on each link end's egress, segmentation offload off; no added delay; applied: ${applied})`;
+}
+
 export function legend(result: FleetResult): string {
   const o = result.options;
   return [
     `N = ${o.nodes} nodes + 1 origin, S = ${o.size / MIB} MiB in ${o.pieceLength / MIB} MiB pieces, U = ${o.rateBitsPerSecond / 1e6} Mbit/s up and down per host` +
       (o.latencyMs ? `, +${o.latencyMs} ms per link each way` : '') +
-      (o.lossPercent ? `, ${o.lossPercent} % loss per link each way` : '') +
+      (o.lossPercent ? `, ${o.lossPercent} % loss per link each way${lossNote(result)}` : '') +
       (o.slowNodeFactor !== undefined ? `, n01 at ${o.slowNodeFactor} × U` : '') +
       '.',
     'Times from the scenario\'s start (first download / the publish command) to each node\'s verified copy; "done" is publish --wait returning where there is one.',
