@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -157,6 +157,45 @@ describe('controller REST API', () => {
     await expect(stat(join(ctl.dataDir, 'releases', 'huge', '1'))).rejects.toThrow();
   });
 
+  it('makes the same pieces from an upload of unknown length (chunked) as from one of declared length', async () => {
+    // Declared length: hashed piece by piece while it arrives. Chunked: hashed from disk after.
+    const declared = parseTorrent(Buffer.from(await (await api('/releases/web/1.0.0/torrent')).arrayBuffer()));
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < artifact.length; at += 1_000_000) controller.enqueue(artifact.subarray(at, at + 1_000_000));
+        controller.close();
+      },
+    });
+    const res = await api('/releases?name=web-chunked&version=1&filename=app.bin', { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(201);
+    const chunked = parseTorrent(Buffer.from(await (await api('/releases/web-chunked/1/torrent')).arrayBuffer()));
+    expect(chunked.pieceLength).toBe(declared.pieceLength);
+    expect(chunked.pieceHashes.equals(declared.pieceHashes)).toBe(true);
+    expect(chunked.pieceSha256!.equals(declared.pieceSha256!)).toBe(true);
+    for (let i = 0; i < declared.pieceCount; i++) {
+      const bytes = artifact.subarray(i * declared.pieceLength, (i + 1) * declared.pieceLength);
+      expect(declared.pieceHashes.subarray(i * 20, i * 20 + 20).equals(createHash('sha1').update(bytes).digest()), `piece ${i}`).toBe(true);
+    }
+    const stored = await readFile(join(ctl.dataDir, 'releases', 'web', '1.0.0', 'content', 'app.bin'));
+    expect(stored.equals(artifact)).toBe(true);
+  });
+
+  it('registers nothing when an upload of declared length is cut off, and takes the same release again after', async () => {
+    await new Promise<void>((resolve) => {
+      const req = request(`${ctl.api}/releases?name=cut&version=1&filename=app.bin`, {
+        method: 'POST',
+        headers: { ...authHeaders(), 'Content-Type': 'application/octet-stream', 'Content-Length': String(artifact.length) },
+      });
+      req.on('error', () => resolve());
+      req.write(artifact.subarray(0, 1_500_000), () => setTimeout(() => req.destroy(), 200));
+    });
+    const deadline = Date.now() + 5000;
+    while ((await readdir(join(ctl.dataDir, 'staging'))).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await readdir(join(ctl.dataDir, 'staging'))).toEqual([]);
+    expect((await api('/releases/cut/1')).status).toBe(404);
+    expect((await publishStream('cut', '1', artifact)).status).toBe(201);
+  });
+
   it('answers 401 on every documented route but health and metrics, without a token or with a wrong one', async () => {
     const doc = (await (await fetch(`${ctl.base}/api/docs-json`)).json()) as { paths: Record<string, Record<string, unknown>> };
     const open = new Set(['/healthz', '/readyz', '/metrics']);
@@ -201,7 +240,7 @@ describe('controller REST API', () => {
     for (const n of ['swarmship_controller_releases', 'swarmship_controller_agents', 'swarmship_controller_rollout_complete_ratio', 'swarmship_controller_origin_sent_bytes_total', 'swarmship_tracker_announces_total', 'process_cpu_seconds_total']) {
       expect(names, n).toContain(n);
     }
-    expect(text).toMatch(/^swarmship_controller_releases\{state="live"\} 3$/m);
+    expect(text).toMatch(/^swarmship_controller_releases\{state="live"\} 5$/m);
     expect(text).toMatch(/^swarmship_tracker_announces_total [1-9]/m);
     expect(text).toMatch(/^swarmship_controller_rollout_complete_ratio\{release="web@1.0.0"\} 0$/m);
   });

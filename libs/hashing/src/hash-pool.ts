@@ -49,6 +49,15 @@ export interface VerifyResult {
   sha1Matched?: boolean;
 }
 
+/** A piece hashed and written by digestAndWrite(): its digests, and its memory handed back. */
+export interface DigestWriteResult {
+  sha1: Buffer;
+  sha256: Buffer;
+  buffer: Buffer;
+  /** Set when a write failed (the digests are still the piece's). */
+  writeError?: { code: string | undefined; message: string };
+}
+
 /** Per-piece digests of a byte stream: SHA-1 (20 bytes a piece), and SHA-256 (32 bytes a piece) when asked. */
 export interface PieceDigests {
   sha1: Buffer;
@@ -139,6 +148,19 @@ export class HashPool {
     return this.leastBusy().verifyAndWrite(this.nextJobId++, piece, length, expected, writes, sha1);
   }
 
+  /**
+   * SHA-1 and SHA-256 of `piece` (its first `length` bytes), which is then written to
+   * `writes`: how a piece that nobody has hashed yet (an upload) reaches the disk. The
+   * buffer is moved to the worker and back, as with verifyAndWrite().
+   */
+  digestAndWrite(piece: Buffer, length: number, writes: WriteSegment[]): Promise<DigestWriteResult> {
+    if (this.closed) return Promise.reject(new Error('hash pool is closed'));
+    if (piece.byteOffset !== 0 || piece.buffer instanceof SharedArrayBuffer || piece.buffer.byteLength !== piece.length) {
+      return Promise.reject(new Error('digestAndWrite needs a buffer that owns its whole ArrayBuffer'));
+    }
+    return this.leastBusy().digestAndWrite(this.nextJobId++, piece, length, writes);
+  }
+
   private leastBusy(): PoolWorker {
     let target = this.workers[0]!;
     for (const w of this.workers) if (w.queuedBytes < target.queuedBytes) target = w;
@@ -227,6 +249,16 @@ function writeSegment(view, s) {
   }
   while (done < s.length) done += writeSync(s.fd, view, s.from + done, s.length - done, s.position + done);
 }
+function writeAll(view, writes) {
+  acquire();
+  try {
+    for (const s of writes) writeSegment(view, s);
+  } catch (e) {
+    return { code: e.code, message: e.message };
+  } finally {
+    release();
+  }
+}
 function hashFiles(job) {
   const fds = new Map();
   try {
@@ -302,6 +334,12 @@ parentPort.on('message', (job) => {
     return;
   }
   const view = new Uint8Array(job.buffer, job.offset, job.length);
+  if (job.digestWrite) {
+    const digest = createHash('sha1').update(view).digest();
+    const digest256 = createHash('sha256').update(view).digest();
+    parentPort.postMessage({ id: job.id, digest, digest256, writeError: writeAll(view, job.writes), buffer: job.buffer }, [job.buffer]);
+    return;
+  }
   if (!job.expected) {
     parentPort.postMessage({ id: job.id, digest: createHash(job.algorithm).update(view).digest() });
     return;
@@ -309,17 +347,7 @@ parentPort.on('message', (job) => {
   const digest = createHash(job.expected.length === 32 ? 'sha256' : 'sha1').update(view).digest();
   const ok = digest.equals(Buffer.from(job.expected));
   const sha1Matched = !ok && job.sha1 ? createHash('sha1').update(view).digest().equals(Buffer.from(job.sha1)) : undefined;
-  let writeError;
-  if (ok) {
-    acquire();
-    try {
-      for (const s of job.writes) writeSegment(view, s);
-    } catch (e) {
-      writeError = { code: e.code, message: e.message };
-    } finally {
-      release();
-    }
-  }
+  const writeError = ok ? writeAll(view, job.writes) : undefined;
   parentPort.postMessage({ id: job.id, ok, writeError, sha1Matched, buffer: job.buffer }, [job.buffer]);
 });
 `;
@@ -389,6 +417,20 @@ class PoolWorker {
     const result: VerifyResult = { ok: reply.ok === true && !reply.writeError, buffer: Buffer.from(reply.buffer!) };
     if (reply.writeError) result.writeError = reply.writeError;
     if (reply.sha1Matched) result.sha1Matched = true;
+    return result;
+  }
+
+  async digestAndWrite(id: number, piece: Buffer, length: number, writes: WriteSegment[]): Promise<DigestWriteResult> {
+    const arrayBuffer = piece.buffer as ArrayBuffer;
+    const reply = await this.submit(id, length, { buffer: arrayBuffer, offset: 0, length, writes, digestWrite: true }, [arrayBuffer]);
+    const d = reply.digest!;
+    const d256 = reply.digest256!;
+    const result: DigestWriteResult = {
+      sha1: Buffer.from(d.buffer, d.byteOffset, d.byteLength),
+      sha256: Buffer.from(d256.buffer, d256.byteOffset, d256.byteLength),
+      buffer: Buffer.from(reply.buffer!),
+    };
+    if (reply.writeError) result.writeError = reply.writeError;
     return result;
   }
 

@@ -1,1 +1,1 @@
-export { HashPool, HashReadError, type ReadSegment, type WriteSegment, type VerifyResult, type PieceDigests } from './hash-pool.js';
+export { HashPool, HashReadError, type ReadSegment, type WriteSegment, type VerifyResult, type PieceDigests, type DigestWriteResult } from './hash-pool.js';

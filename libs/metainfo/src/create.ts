@@ -37,6 +37,12 @@ export interface CreateTorrentOptions {
    * agents verify pieces by it once a signed manifest vouches for the list.
    */
   pieceSha256?: boolean;
+  /**
+   * The pieces' digests, already made (as the controller does while an upload arrives):
+   * nothing is read or hashed. Only for a single file, with `pieceLength` given; with
+   * `pieceSha256`, `sha256` must be there too.
+   */
+  pieces?: PieceDigests;
   /** Hash on this pool; otherwise one is made for the call and closed after. */
   hashPool?: HashPool;
   onProgress?: (hashedBytes: number, totalBytes: number) => void;
@@ -124,13 +130,7 @@ export async function createTorrent(path: string, opts: CreateTorrentOptions = {
   if (total === 0) throw new CreateTorrentError('no-data', `${root} holds no data (no files, or only empty ones); a torrent needs at least one byte`, root);
 
   const pieceLength = opts.pieceLength ?? choosePieceLength(total);
-  const pool = opts.hashPool ?? new HashPool();
-  let pieces: PieceDigests;
-  try {
-    pieces = await hashPieces(files, total, pieceLength, pool, opts);
-  } finally {
-    if (!opts.hashPool) await pool.close();
-  }
+  const pieces = opts.pieces ? givenPieces(opts.pieces, opts, singleFile, total, pieceLength) : await hashWithPool(files, total, pieceLength, opts);
 
   const info: Record<string, Encodable | undefined> = {
     name,
@@ -156,6 +156,31 @@ export async function createTorrent(path: string, opts: CreateTorrentOptions = {
   });
   // Parsing our own output checks it against the same rules every consumer applies.
   return { torrent, metainfo: parseTorrent(torrent) };
+}
+
+async function hashWithPool(files: SourceFile[], total: number, pieceLength: number, opts: CreateTorrentOptions): Promise<PieceDigests> {
+  const pool = opts.hashPool ?? new HashPool();
+  try {
+    return await hashPieces(files, total, pieceLength, pool, opts);
+  } finally {
+    if (!opts.hashPool) await pool.close();
+  }
+}
+
+/** `opts.pieces`, checked against what they must describe. */
+function givenPieces(pieces: PieceDigests, opts: CreateTorrentOptions, singleFile: boolean, total: number, pieceLength: number): PieceDigests {
+  const count = Math.ceil(total / pieceLength);
+  const problem = !singleFile
+    ? 'digests given for a directory'
+    : opts.pieceLength === undefined
+      ? 'digests given without their piece length'
+      : pieces.sha1.length !== count * 20
+        ? `${pieces.sha1.length / 20} SHA-1 digests given for ${count} pieces`
+        : opts.pieceSha256 && pieces.sha256?.length !== count * 32
+          ? `SHA-256 digests missing or not ${count}`
+          : undefined;
+  if (problem) throw new CreateTorrentError('bad-option', problem);
+  return opts.pieceSha256 ? pieces : { sha1: pieces.sha1 };
 }
 
 function checkName(element: string, fsPath: string): void {

@@ -255,3 +255,23 @@ describe('createTorrent with piece SHA-256s', () => {
     expect(() => parseTorrent(cut)).toThrow(/pieces sha256/);
   });
 });
+
+describe('createTorrent with the digests already made', () => {
+  it('makes the same torrent as hashing the file, without reading it; digests that do not fit are refused', async () => {
+    const content = pseudoRandomBytes(3 * 16_384 + 77, 10);
+    const file = join(dir, 'given.bin');
+    await writeFile(file, content);
+    const opts = { pieceLength: 16_384, pieceSha256: true, hashPool: pool, creationDate: false as const, source: 'swarmship:a@1' };
+    const hashed = await createTorrent(file, opts);
+    const pieces = { sha1: Buffer.from(hashed.metainfo.pieceHashes), sha256: Buffer.from(hashed.metainfo.pieceSha256!) };
+    // Other bytes at the same size: digests given are used as they are, not checked against the file.
+    await writeFile(file, pseudoRandomBytes(content.length, 11));
+    const given = await createTorrent(file, { ...opts, pieces });
+    expect(given.torrent.equals(hashed.torrent)).toBe(true);
+
+    await expect(createTorrent(file, { ...opts, pieces: { sha1: pieces.sha1.subarray(20) } })).rejects.toThrow('3 SHA-1 digests given for 4 pieces');
+    await expect(createTorrent(file, { ...opts, pieces: { sha1: pieces.sha1 } })).rejects.toThrow('SHA-256 digests missing');
+    await expect(createTorrent(file, { pieceSha256: true, pieces })).rejects.toThrow('without their piece length');
+    await expect(createTorrent(dir, { ...opts, pieces })).rejects.toThrow(CreateTorrentError);
+  });
+});
