@@ -30,11 +30,12 @@ export async function runCli(argv: string[], io: CommandIo): Promise<number> {
     io.stdout.write(`${SWARMSHIP_VERSION}\n`);
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     io.stderr.write(`swarmship: unknown command '${name}'. Run 'swarmship --help' for the list.\n`);
     return EXIT_USAGE;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(command.help.endsWith('\n') ? command.help : `${command.help}\n`);
     return 0;

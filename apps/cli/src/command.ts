@@ -13,8 +13,6 @@ export type ParsedValues = Record<string, string | boolean | (string | boolean)[
 
 export interface Command {
   name: string;
-  /** One line for the command list. */
-  summary: string;
   /** The whole `--help` text: usage line, what it does, every option, an example. */
   help: string;
   options: NonNullable<ParseArgsConfig['options']>;

@@ -3,7 +3,6 @@ import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { parse as parseYaml } from 'yaml';
 import type { ApiError } from '../../../libs/contracts/src/rest.js';
 import { UsageError, type CommandIo, type ParsedValues } from './command.js';
 
@@ -62,7 +61,8 @@ export class ControllerClient {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url ${text}: expected http:// or https://`);
     let token = typeof values.token === 'string' ? values.token : io.env.SWARMSHIP_TOKEN;
     if (!token) {
-      const stored = await readFile(LOCAL_TOKENS, 'utf8').then((t) => parseYaml(t) as { token?: unknown }, () => undefined);
+      // Loaded only here: the YAML parser takes some 40 ms to load, and CI passes a token.
+      const stored = await readFile(LOCAL_TOKENS, 'utf8').then(async (t) => (await import('yaml')).parse(t) as { token?: unknown }, () => undefined);
       if (typeof stored?.token === 'string') token = stored.token;
     }
     if (!token) throw new UsageError('no API token: pass --token or set SWARMSHIP_TOKEN (the controller prints where it stored its token)');

@@ -81,7 +81,6 @@ const FLAG_TO_SETTING: Record<string, keyof RawSettings> = {
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'Run a node agent: sync releases from the controller, download, publish, seed.',
   help: HELP,
   options: {
     ...Object.fromEntries(Object.keys(FLAG_TO_SETTING).map((f) => [f, { type: 'string' as const }])),

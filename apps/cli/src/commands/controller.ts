@@ -73,7 +73,6 @@ const SETTING_FLAGS = ['data', 'port', 'host', 'agent-port', 'peer-port', 'publi
 
 export const controllerCommand: Command = {
   name: 'controller',
-  summary: 'Run the controller: release API, private tracker, origin seeder, agent channel.',
   help: HELP,
   options: { ...Object.fromEntries(SETTING_FLAGS.map((f) => [f, { type: 'string' as const }])), json: { type: 'boolean' }, 'print-public-key': { type: 'boolean' } },
   positionals: [0, 0],

@@ -36,7 +36,6 @@ Example:
 
 export const createCommand: Command = {
   name: 'create',
-  summary: 'Make a .torrent of a file or directory (same info hash as mktorrent).',
   help: HELP,
   options: {
     output: { type: 'string', short: 'o' },

@@ -37,7 +37,6 @@ Example:
 
 export const downloadCommand: Command = {
   name: 'download',
-  summary: 'Download a torrent, verifying every piece; resumes what is already on disk.',
   help: HELP,
   options: {
     dir: { type: 'string' },

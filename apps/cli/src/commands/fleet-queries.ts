@@ -25,7 +25,6 @@ function printStatus(io: CommandIo, s: ReleaseStatus): void {
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: "Show a release's rollout: nodes complete, downloading, failed, and why.",
   help: `Usage: swarmship status NAME[@VERSION] [--json]
 
 Show the rollout of a release: how many targeted nodes hold a verified copy, which are
@@ -60,7 +59,6 @@ Example:
 
 export const releasesCommand: Command = {
   name: 'releases',
-  summary: 'List releases (`swarmship releases ls`).',
   help: `Usage: swarmship releases ls [--json]
 
 List every release the controller holds, newest first, with its rollout progress.
@@ -90,7 +88,6 @@ ${CONTROLLER_OPTIONS_HELP}
 
 export const agentsCommand: Command = {
   name: 'agents',
-  summary: 'List the agents the controller knows (`swarmship agents ls`).',
   help: `Usage: swarmship agents ls [--json]
 
 List the agents that have synced with the controller: whether each is active or lost
@@ -131,7 +128,6 @@ ${CONTROLLER_OPTIONS_HELP}
 
 export const retireCommand: Command = {
   name: 'retire',
-  summary: 'Retire a release: agents delete it after a grace period.',
   help: `Usage: swarmship retire NAME@VERSION [--json]
 
 Retire a release. The controller stops seeding it and refuses it on its tracker; agents

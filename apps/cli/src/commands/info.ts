@@ -22,7 +22,6 @@ Example:
 
 export const infoCommand: Command = {
   name: 'info',
-  summary: 'Show and check what a .torrent holds.',
   help: HELP,
   options: { json: { type: 'boolean' } },
   positionals: [1, 1],

@@ -40,7 +40,6 @@ Example (in a CI job):
 
 export const publishCommand: Command = {
   name: 'publish',
-  summary: 'Publish an artifact as a release and (with --wait) follow its rollout to the fleet.',
   help: HELP,
   options: {
     ...controllerOptions,

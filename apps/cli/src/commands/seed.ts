@@ -35,7 +35,6 @@ Example:
 
 export const seedCommand: Command = {
   name: 'seed',
-  summary: 'Serve a torrent from its data (optionally BEP 16 super-seeding).',
   help: HELP,
   options: {
     port: { type: 'string' },

@@ -30,7 +30,6 @@ Example:
 
 export const trackerCommand: Command = {
   name: 'tracker',
-  summary: 'Run a standalone BitTorrent tracker (optionally private to given info hashes).',
   help: HELP,
   options: {
     host: { type: 'string' },
