@@ -712,11 +712,12 @@ export class ReleaseAgent {
   private attach(h: Held, torrent: Torrent): void {
     h.torrent = torrent;
     h.seen = { kept: 0, sent: 0, hashFailures: 0, peers: new Map() };
-    // Sampled on every verified piece as well as each second: the origin's connection is
-    // closed the moment the last piece lands, and its bytes must be counted as its own.
+    // Sampled each second, and on the last piece: the origin's connection (a seed's) is
+    // closed right after it lands, and its bytes must be counted as its own. Not on every
+    // piece: a sample walks every peer's counters, 1.7 % of an agent's CPU at 16 nodes.
     h.onPiece = () => {
       this.metrics.piecesVerified.inc();
-      this.sample(h);
+      if (torrent.complete) this.sample(h);
     };
     torrent.on('piece', h.onPiece);
     h.onBanned = (address, reason) => {
