@@ -7,6 +7,8 @@ export class RateMeter {
   total = 0;
   private readonly slots: Float64Array;
   private currentSlot = 0;
+  /** The slots' sum, kept as they change: rate() is asked on every block sent and received. */
+  private windowBytes = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -20,21 +22,24 @@ export class RateMeter {
     this.advance();
     this.total += bytes;
     this.slots[this.currentSlot % this.slots.length]! += bytes;
+    this.windowBytes += bytes;
   }
 
   /** Bytes per second over the window. */
   rate(): number {
     this.advance();
-    let sum = 0;
-    for (const v of this.slots) sum += v;
-    return sum / ((this.slots.length * SLOT_MS) / 1000);
+    return this.windowBytes / ((this.slots.length * SLOT_MS) / 1000);
   }
 
   private advance(): void {
     const slot = Math.floor(this.clock.now() / SLOT_MS);
     if (slot === this.currentSlot) return;
     const steps = Math.min(slot - this.currentSlot, this.slots.length);
-    for (let i = 1; i <= steps; i++) this.slots[(this.currentSlot + i) % this.slots.length] = 0;
+    for (let i = 1; i <= steps; i++) {
+      const at = (this.currentSlot + i) % this.slots.length;
+      this.windowBytes -= this.slots[at]!;
+      this.slots[at] = 0;
+    }
     this.currentSlot = slot;
   }
 }
