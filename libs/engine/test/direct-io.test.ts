@@ -1,38 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HashPool } from '../../hashing/src/hash-pool.js';
 import { FileStorage, placeFiles } from '../src/storage.js';
-
-const O_DIRECT = constants.O_DIRECT as number | undefined;
-
-/** Whether files in `dir` can be opened with O_DIRECT (not off Linux, nor on some filesystems). */
-function directIoWorksIn(dir: string): boolean {
-  if (O_DIRECT === undefined) return false;
-  const probe = join(dir, '.probe');
-  try {
-    closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | O_DIRECT, 0o644));
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { force: true });
-  }
-}
-
-/** Bytes of `path` in the page cache, as util-linux's fincore counts them. */
-function cachedBytes(path: string): number | undefined {
-  try {
-    return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim());
-  } catch {
-    return undefined;
-  }
-}
+import { cachedBytes, directIoWorksIn } from '../../../test/helpers/page-cache.js';
 
 /** Writes every piece of `content` through the hash pool into `storage`, as a download does. */
 async function writeAllPieces(pool: HashPool, storage: FileStorage, content: Buffer, pieceLength: number): Promise<void> {
