@@ -186,7 +186,7 @@ export class FleetNetwork {
   readonly switchNs: string;
   readonly hosts: Host[] = [];
   private readonly bridge = 'br0';
-  /** What makes the asked-for loss, when there is any: netem where the kernel has it. */
+  /** What makes the asked-for delay and loss, set by create(). */
   lossBy: 'netem' | 'nftables' | undefined;
 
   constructor(readonly options: LinkOptions) {
@@ -206,18 +206,7 @@ export class FleetNetwork {
   /** Makes the switch, the hosts, their links and shaping. On failure, removes what it made and throws. */
   create(): void {
     installExitGuard();
-    const { latencyMs = 0, lossPercent = 0 } = this.options;
-    if (latencyMs > 0 || lossPercent > 0) {
-      const noNetem = this.options.lossBy === 'nftables' && latencyMs === 0 ? 'nftables asked for' : netemUnavailableReason();
-      if (noNetem && latencyMs > 0) throw new Error(`--latency needs tc's netem qdisc: ${noNetem}`);
-      if (noNetem) {
-        const noNft = nftablesLossUnavailableReason();
-        if (noNft) throw new Error(`--loss needs tc's netem qdisc (${noNetem}) or nftables (${noNft})`);
-        this.lossBy = 'nftables';
-      } else {
-        this.lossBy = 'netem';
-      }
-    }
+    this.lossBy = this.chooseImpairment();
     try {
       this.addNamespace(this.switchNs);
       must('ip', ['-n', this.switchNs, 'link', 'add', this.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
@@ -233,6 +222,21 @@ export class FleetNetwork {
       this.destroy();
       throw err;
     }
+  }
+
+  /** What will make the asked-for delay and loss (netem where the kernel has it), or why nothing can. */
+  private chooseImpairment(): 'netem' | 'nftables' | undefined {
+    const { latencyMs = 0, lossPercent = 0, lossBy } = this.options;
+    if (latencyMs === 0 && lossPercent === 0) return undefined;
+    const noNetem = latencyMs === 0 && lossBy === 'nftables' ? undefined : netemUnavailableReason();
+    if (latencyMs > 0) {
+      if (noNetem) throw new Error(`--latency needs tc's netem qdisc: ${noNetem}`);
+      return 'netem';
+    }
+    if (lossBy !== 'nftables' && !noNetem) return 'netem';
+    const noNft = nftablesLossUnavailableReason();
+    if (noNft) throw new Error(`--loss needs tc's netem qdisc (${noNetem ?? 'not asked for'}) or nftables (${noNft})`);
+    return 'nftables';
   }
 
   private addNamespace(ns: string): void {

@@ -36,7 +36,6 @@ export class PieceIngest {
   private current: Buffer | undefined;
   private filled = 0;
   private nextPiece = 0;
-  private received = 0;
   private failure: IngestWriteError | undefined;
 
   private constructor(
@@ -60,14 +59,13 @@ export class PieceIngest {
 
   /** Bytes received so far. */
   get bytes(): number {
-    return this.received;
+    return this.nextPiece * this.pieceLength + this.filled;
   }
 
   /** Takes the next bytes of the upload; rejects with IngestWriteError once a write has failed. */
   async push(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.received + chunk.length > this.totalBytes) throw new RangeError(`more than the ${this.totalBytes} bytes announced`);
-    this.received += chunk.length;
+    if (this.bytes + chunk.length > this.totalBytes) throw new RangeError(`more than the ${this.totalBytes} bytes announced`);
     let from = 0;
     while (from < chunk.length) {
       this.current ??= this.free.pop() ?? Buffer.allocUnsafeSlow(this.pieceLength);
@@ -84,7 +82,7 @@ export class PieceIngest {
 
   /** Once every announced byte is in: waits for the last pieces, flushes the file to disk, and returns the digests. */
   async finish(): Promise<PieceDigests> {
-    if (this.received !== this.totalBytes) throw new RangeError(`received ${this.received} of ${this.totalBytes} bytes`);
+    if (this.bytes !== this.totalBytes) throw new RangeError(`received ${this.bytes} of ${this.totalBytes} bytes`);
     if (this.filled > 0) this.dispatch();
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;

@@ -142,9 +142,7 @@ export class HashPool {
    */
   verifyAndWrite(piece: Buffer, length: number, expected: Buffer, writes: WriteSegment[], sha1?: Buffer): Promise<VerifyResult> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
-    if (piece.byteOffset !== 0 || piece.buffer instanceof SharedArrayBuffer || piece.buffer.byteLength !== piece.length) {
-      return Promise.reject(new Error('verifyAndWrite needs a buffer that owns its whole ArrayBuffer'));
-    }
+    if (!ownsWholeBuffer(piece)) return Promise.reject(new Error('verifyAndWrite needs a buffer that owns its whole ArrayBuffer'));
     return this.leastBusy().verifyAndWrite(this.nextJobId++, piece, length, expected, writes, sha1);
   }
 
@@ -155,9 +153,7 @@ export class HashPool {
    */
   digestAndWrite(piece: Buffer, length: number, writes: WriteSegment[]): Promise<DigestWriteResult> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
-    if (piece.byteOffset !== 0 || piece.buffer instanceof SharedArrayBuffer || piece.buffer.byteLength !== piece.length) {
-      return Promise.reject(new Error('digestAndWrite needs a buffer that owns its whole ArrayBuffer'));
-    }
+    if (!ownsWholeBuffer(piece)) return Promise.reject(new Error('digestAndWrite needs a buffer that owns its whole ArrayBuffer'));
     return this.leastBusy().digestAndWrite(this.nextJobId++, piece, length, writes);
   }
 
@@ -352,6 +348,16 @@ parentPort.on('message', (job) => {
 });
 `;
 
+/** A view of a digest that came back from a worker, without copying it. */
+function asBuffer(d: Uint8Array): Buffer {
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** Whether `piece` may be moved to a worker: all of its own, unshared ArrayBuffer. */
+function ownsWholeBuffer(piece: Buffer): boolean {
+  return piece.byteOffset === 0 && !(piece.buffer instanceof SharedArrayBuffer) && piece.buffer.byteLength === piece.length;
+}
+
 class PoolWorker {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
@@ -391,23 +397,19 @@ class PoolWorker {
       const copy = Uint8Array.prototype.slice.call(data);
       reply = await this.submit(id, data.byteLength, { buffer: copy.buffer, offset: 0, length: copy.byteLength, algorithm }, [copy.buffer as ArrayBuffer]);
     }
-    const d = reply.digest!;
-    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    return asBuffer(reply.digest!);
   }
 
   async hashFiles(id: number, segments: ReadSegment[], pieceLength: number, bytes: number, sha256: boolean): Promise<PieceDigests> {
     const reply = await this.submit(id, bytes, { segments, pieceLength, sha256 }, []);
     if (reply.readError) throw new HashReadError(reply.readError.message, reply.readError.code, reply.readError.path);
-    const d = reply.digest!;
-    const d256 = reply.digest256;
-    return { sha1: Buffer.from(d.buffer, d.byteOffset, d.byteLength), ...(d256 ? { sha256: Buffer.from(d256.buffer, d256.byteOffset, d256.byteLength) } : {}) };
+    return { sha1: asBuffer(reply.digest!), ...(reply.digest256 ? { sha256: asBuffer(reply.digest256) } : {}) };
   }
 
   async sha256Files(id: number, segments: ReadSegment[], bytes: number): Promise<Buffer> {
     const reply = await this.submit(id, bytes, { segments, sha256Files: true }, []);
     if (reply.readError) throw new HashReadError(reply.readError.message, reply.readError.code, reply.readError.path);
-    const d = reply.digest!;
-    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    return asBuffer(reply.digest!);
   }
 
   async verifyAndWrite(id: number, piece: Buffer, length: number, expected: Buffer, writes: WriteSegment[], sha1: Buffer | undefined): Promise<VerifyResult> {
@@ -423,13 +425,7 @@ class PoolWorker {
   async digestAndWrite(id: number, piece: Buffer, length: number, writes: WriteSegment[]): Promise<DigestWriteResult> {
     const arrayBuffer = piece.buffer as ArrayBuffer;
     const reply = await this.submit(id, length, { buffer: arrayBuffer, offset: 0, length, writes, digestWrite: true }, [arrayBuffer]);
-    const d = reply.digest!;
-    const d256 = reply.digest256!;
-    const result: DigestWriteResult = {
-      sha1: Buffer.from(d.buffer, d.byteOffset, d.byteLength),
-      sha256: Buffer.from(d256.buffer, d256.byteOffset, d256.byteLength),
-      buffer: Buffer.from(reply.buffer!),
-    };
+    const result: DigestWriteResult = { sha1: asBuffer(reply.digest!), sha256: asBuffer(reply.digest256!), buffer: Buffer.from(reply.buffer!) };
     if (reply.writeError) result.writeError = reply.writeError;
     return result;
   }
