@@ -56,6 +56,8 @@ export class OriginSeeder {
       mode: 'seed',
       superSeed: this.options.superSeed,
       trustFiles: !release.external,
+      // The controller wrote its own copy past the page cache (PieceIngest); reads follow.
+      directIo: !release.external,
     });
     if (!torrent.complete) {
       await this.engine.removeTorrent(key);

@@ -38,10 +38,10 @@ export interface EngineOptions {
   /** Memory for whole pieces read for upload, per torrent (freed when idle). */
   readCacheBytes?: number;
   /**
-   * Write verified pieces past the page cache (O_DIRECT) where the filesystem allows:
-   * the kernel's copy into fresh cache pages was the largest cost of a download, and a
-   * release streaming through does not evict what the node's own work keeps cached.
-   * Default false: reads of what was just written then come from the disk.
+   * Write verified pieces, and read pieces for peers, past the page cache (O_DIRECT)
+   * where the filesystem allows: the kernel's copy into fresh cache pages was the largest
+   * cost of a download, and a release streaming through does not evict what the node's
+   * own work keeps cached. A torrent's own `directIo` overrides it. Default false.
    */
   directIo?: boolean;
 }
@@ -65,6 +65,8 @@ export interface AddTorrentOptions {
   /** Seed only: trust the files without hashing them (they were just hashed to make the torrent). */
   trustFiles?: boolean;
   onCheckProgress?: (checkedPieces: number, total: number) => void;
+  /** Overrides the engine's `directIo` for this torrent. */
+  directIo?: boolean;
 }
 
 /**
@@ -152,12 +154,13 @@ export class Engine implements ConnectionHandler {
         : placeFiles(options.contentPath, info.files);
     let storage: PieceStorage;
     let have: Bitfield;
+    const directIo = options.directIo ?? this.options.directIo ?? false;
     if (options.mode === 'seed') {
-      storage = await FileStorage.openForReading(files);
+      storage = await FileStorage.openForReading(files, { directIo });
       have = options.trustFiles ? Bitfield.full(info.pieceCount) : await checkPieces(info, storage, this.hashPool, options.onCheckProgress);
     } else {
       const existed = await anyFileHasData(files.map((f) => f.path));
-      storage = await FileStorage.openForWriting(files, { directIo: this.options.directIo ?? false });
+      storage = await FileStorage.openForWriting(files, { directIo });
       have = existed ? await checkPieces(info, storage, this.hashPool, options.onCheckProgress) : new Bitfield(info.pieceCount);
     }
     const torrent = new Torrent({

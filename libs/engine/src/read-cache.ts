@@ -1,3 +1,4 @@
+import { allocateAligned, isAlignedMemory } from './aligned-memory.js';
 import type { PieceStorage } from './storage.js';
 
 interface Entry {
@@ -14,11 +15,18 @@ interface Entry {
  * Buffers are reused, not reallocated: a fresh 1 MiB buffer per piece made the garbage
  * collector the seeder's largest cost. A piece whose blocks still sit in a socket's send
  * queue is pinned and never recycled until they are flushed.
+ *
+ * The budget's buffers are cut from one aligned slab, so a storage opened for direct I/O
+ * reads pieces into them straight from the device (FileStorage.read); pieces loaded
+ * beyond the budget, while others are pinned, get memory of their own.
  */
 export class PieceReadCache {
   private readonly entries = new Map<number, Entry>();
   private readonly loading = new Map<number, Promise<Entry>>();
   private readonly free: Buffer[] = [];
+  /** Aligned memory for the budget's pieces, made on first use; false where none can be had. */
+  private slab: Buffer | undefined | false;
+  private slabSlotsUsed = 0;
   private bytes = 0;
   /** Loads since the last trim: none means nobody is downloading from us. */
   private loadsSinceTrim = 0;
@@ -45,19 +53,20 @@ export class PieceReadCache {
     let pending = this.loading.get(index);
     this.loadsSinceTrim++;
     if (!pending) {
-      const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.pieceLength);
-      const entry: Entry = { buf: whole.subarray(0, this.pieceSize(index)), pins: 0 };
+      // Room first, so the piece can take the memory of the one it displaces.
       this.bytes += this.pieceLength;
+      this.evict();
+      const whole = this.free.pop() ?? this.slabSlot() ?? Buffer.allocUnsafeSlow(this.pieceLength);
+      const entry: Entry = { buf: whole.subarray(0, this.pieceSize(index)), pins: 0 };
       pending = this.storage.read(index * this.pieceLength, entry.buf).then(
         () => {
           this.loading.delete(index);
           this.entries.set(index, entry);
-          this.evict();
           return entry;
         },
         (err: unknown) => {
           this.loading.delete(index);
-          this.bytes -= this.pieceLength;
+          this.recycle(entry);
           throw err;
         },
       );
@@ -86,8 +95,19 @@ export class PieceReadCache {
     }
   }
 
+  private slabSlot(): Buffer | undefined {
+    const slots = Math.floor(this.budgetBytes / this.pieceLength);
+    if (this.slab === false || this.slabSlotsUsed >= slots) return undefined;
+    this.slab ??= allocateAligned(slots * this.pieceLength) ?? false;
+    if (this.slab === false) return undefined;
+    return this.slab.subarray(this.slabSlotsUsed++ * this.pieceLength, this.slabSlotsUsed * this.pieceLength);
+  }
+
   private recycle(entry: Entry): void {
     this.bytes -= this.pieceLength;
+    // While there is a slab only its slots are kept: memory taken beyond the budget, or a
+    // slab given up by trimIfIdle() while this piece was pinned, is let go.
+    if (this.slab ? entry.buf.buffer !== this.slab.buffer : isAlignedMemory(entry.buf)) return;
     this.free.push(Buffer.from(entry.buf.buffer, entry.buf.byteOffset, this.pieceLength));
   }
 
@@ -106,12 +126,18 @@ export class PieceReadCache {
       this.entries.delete(index);
       this.bytes -= this.pieceLength;
     }
-    this.free.length = 0;
+    this.dropFreeMemory();
   }
 
   clear(): void {
     this.entries.clear();
-    this.free.length = 0;
+    this.dropFreeMemory();
     this.bytes = 0;
+  }
+
+  private dropFreeMemory(): void {
+    this.free.length = 0;
+    if (this.slab) this.slab = undefined;
+    this.slabSlotsUsed = 0;
   }
 }

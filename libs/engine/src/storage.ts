@@ -1,7 +1,8 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { close, constants, fstat, ftruncate, fdatasync, open, read, write } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
-import type { WriteSegment } from '../../hashing/src/hash-pool.js';
+import { DIRECT_IO_ALIGNMENT, type WriteSegment } from '../../hashing/src/hash-pool.js';
+import { directReadView } from './aligned-memory.js';
 
 /** One file of a torrent, placed on disk. */
 export interface StoredFile {
@@ -99,6 +100,8 @@ export class FileStorage implements PieceStorage {
   private readonly handles: (number | undefined)[];
   private readonly directHandles: (number | undefined)[];
   private opening: Promise<void> | undefined;
+  /** The filesystem opened O_DIRECT but refuses the reads: through the page cache from then on. */
+  private directRefused = false;
 
   private constructor(
     private readonly files: StoredFile[],
@@ -109,8 +112,11 @@ export class FileStorage implements PieceStorage {
     this.directHandles = new Array(files.length);
   }
 
-  /** Opens existing files for reading; every file must exist with its full length. */
-  static async openForReading(files: StoredFile[]): Promise<FileStorage> {
+  /**
+   * Opens existing files for reading; every file must exist with its full length. With
+   * `directIo`, reads into aligned memory bypass the page cache (see read()).
+   */
+  static async openForReading(files: StoredFile[], options: { directIo?: boolean } = {}): Promise<FileStorage> {
     for (const f of files) {
       if (f.pad) continue;
       const s = await stat(f.path).catch((err: NodeJS.ErrnoException) => {
@@ -121,6 +127,7 @@ export class FileStorage implements PieceStorage {
     }
     const storage = new FileStorage(files, false);
     await storage.openAll();
+    if (options.directIo) await storage.openDirect();
     return storage;
   }
 
@@ -136,10 +143,10 @@ export class FileStorage implements PieceStorage {
   }
 
   /**
-   * Opens each file a second time with O_DIRECT, for segments() to offer. Where the
-   * platform or the filesystem has no direct I/O (macOS; some FUSE and network
-   * filesystems, tmpfs before Linux 6.6), the files are simply written through the page
-   * cache.
+   * Opens each file a second time with O_DIRECT, for segments() to offer and read() to
+   * use. Where the platform or the filesystem has no direct I/O (macOS; some FUSE and
+   * network filesystems, tmpfs before Linux 6.6), the files are simply read and written
+   * through the page cache.
    */
   private async openDirect(): Promise<void> {
     const direct = constants.O_DIRECT as number | undefined;
@@ -148,7 +155,8 @@ export class FileStorage implements PieceStorage {
       const f = this.files[i]!;
       if (f.pad) continue;
       // EINVAL from a filesystem without it; any other refusal likewise only costs speed.
-      this.directHandles[i] = await openFd(f.path, constants.O_WRONLY | constants.O_NOFOLLOW | direct).catch(() => undefined);
+      const access = this.writable ? constants.O_RDWR : constants.O_RDONLY;
+      this.directHandles[i] = await openFd(f.path, access | constants.O_NOFOLLOW | direct).catch(() => undefined);
     }
   }
 
@@ -174,9 +182,16 @@ export class FileStorage implements PieceStorage {
     }
   }
 
+  /**
+   * Reads straight from the device, past the page cache, where the storage was opened
+   * for direct I/O and `target` is aligned memory (aligned-memory.ts): what it holds was
+   * written past the page cache too, so a buffered read would find nothing cached and
+   * pay for filling fresh cache pages and copying out of them. Any other target is read
+   * through the page cache.
+   */
   async read(offset: number, target: Uint8Array): Promise<void> {
-    await this.span(offset, target.byteLength, true, target, async (h, filePos, from, len) => {
-      let done = 0;
+    await this.span(offset, target.byteLength, true, target, async (h, filePos, from, len, direct) => {
+      let done = direct === undefined ? 0 : await this.readDirect(direct, target, filePos, from, len);
       while (done < len) {
         const bytesRead = await readFd(h, target, from + done, len - done, filePos + done);
         if (bytesRead === 0) {
@@ -187,6 +202,20 @@ export class FileStorage implements PieceStorage {
         done += bytesRead;
       }
     });
+  }
+
+  /** Bytes read into `target` at `from` with one direct read; 0 when it cannot be done. */
+  private async readDirect(fd: number, target: Uint8Array, filePos: number, from: number, len: number): Promise<number> {
+    const view = this.directRefused || filePos % DIRECT_IO_ALIGNMENT !== 0 ? undefined : directReadView(target, from, len);
+    if (!view) return 0;
+    try {
+      // Whole blocks: the tail past `len` lands in the target's slack, or is not there (EOF).
+      return Math.min(len, await readFd(fd, view, 0, view.byteLength, filePos));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      this.directRefused = true;
+      return 0;
+    }
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -234,7 +263,13 @@ export class FileStorage implements PieceStorage {
   }
 
   /** Splits [offset, offset+length) across the files it covers. */
-  private async span(offset: number, length: number, reading: boolean, target: Uint8Array | undefined, io: (h: number, filePos: number, from: number, len: number) => Promise<void>): Promise<void> {
+  private async span(
+    offset: number,
+    length: number,
+    reading: boolean,
+    target: Uint8Array | undefined,
+    io: (h: number, filePos: number, from: number, len: number, direct: number | undefined) => Promise<void>,
+  ): Promise<void> {
     let from = 0;
     // Files are few for release artifacts; a linear walk is cheaper than a search here.
     for (let i = 0; i < this.files.length && from < length; i++) {
@@ -251,7 +286,7 @@ export class FileStorage implements PieceStorage {
       const h = this.handles[i];
       if (h === undefined) throw new StorageError(`storage is closed: ${f.path}`, 'ECLOSED', f.path);
       try {
-        await io(h, at - f.offset, from, len);
+        await io(h, at - f.offset, from, len, this.directHandles[i]);
       } catch (err) {
         if (err instanceof StorageError) throw err;
         const e = err as NodeJS.ErrnoException;

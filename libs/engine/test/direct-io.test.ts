@@ -2,12 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HashPool } from '../../hashing/src/hash-pool.js';
-import { FileStorage, placeFiles } from '../src/storage.js';
+import { PieceReadCache } from '../src/read-cache.js';
+import { FileStorage, placeFiles, type StoredFile } from '../src/storage.js';
 import { cachedBytes, directIoWorksIn } from '../../../test/helpers/page-cache.js';
 
 /** Writes every piece of `content` through the hash pool into `storage`, as a download does. */
@@ -22,6 +23,28 @@ async function writeAllPieces(pool: HashPool, storage: FileStorage, content: Buf
     expect(result.ok).toBe(true);
   }
   await storage.sync();
+}
+
+/** Every piece of the torrent over `files`, as the uploader's read cache loads them for peers. */
+async function readAllPieces(files: StoredFile[], length: number, pieceLength: number, directIo: boolean): Promise<Buffer> {
+  const storage = await FileStorage.openForReading(files, { directIo });
+  const size = (i: number) => Math.min(pieceLength, length - i * pieceLength);
+  const cache = new PieceReadCache(storage, pieceLength, size, 4 * pieceLength);
+  const out = Buffer.alloc(length);
+  for (let i = 0; i * pieceLength < length; i++) (await cache.load(i)).copy(out, i * pieceLength);
+  await storage.close();
+  return out;
+}
+
+/** Files of `lengths` bytes laid end to end under `dir`, as a multi-file torrent places them. */
+function multiFile(dir: string, lengths: number[]): { files: StoredFile[]; length: number } {
+  let offset = 0;
+  const files = placeFiles(dir, lengths.map((length, i) => {
+    const f = { path: [`f${i}.bin`], length, offset };
+    offset += length;
+    return f;
+  }));
+  return { files, length: offset };
 }
 
 describe('direct I/O for downloaded pieces', () => {
@@ -42,14 +65,8 @@ describe('direct I/O for downloaded pieces', () => {
   it('writes pieces that straddle unaligned file boundaries byte for byte, short last piece included', async () => {
     const pieceLength = 64 * 1024;
     // Lengths chosen so files start mid-block and pieces cross files at odd offsets.
-    const lengths = [5000, 300_001, 4096, 70_123, 1];
-    let offset = 0;
-    const files = placeFiles(join(dir, 'multi'), lengths.map((length, i) => {
-      const f = { path: [`f${i}.bin`], length, offset };
-      offset += length;
-      return f;
-    }));
-    const content = randomBytes(offset);
+    const { files, length } = multiFile(join(dir, 'multi'), [5000, 300_001, 4096, 70_123, 1]);
+    const content = randomBytes(length);
     const storage = await FileStorage.openForWriting(files, { directIo: true });
     // What the hash worker is handed: a direct descriptor for every segment, where the filesystem has one.
     expect(storage.segments(0, pieceLength)!.every((s) => (s.directFd !== undefined) === direct)).toBe(true);
@@ -76,6 +93,35 @@ describe('direct I/O for downloaded pieces', () => {
     if (buffered === undefined) return console.warn('skipped the page cache check: fincore (Debian package util-linux) is missing');
     expect(buffered).toBeGreaterThan(0);
     expect(await cachedAfterWriting('direct.bin', true)).toBe(0);
+  });
+
+  it('reads pieces for peers byte for byte across unaligned file boundaries, short last piece included', async () => {
+    const pieceLength = 64 * 1024;
+    const { files, length } = multiFile(join(dir, 'multi-read'), [70_000, 4096, 262_144, 9_999, 3]);
+    const content = randomBytes(length);
+    await mkdir(join(dir, 'multi-read'));
+    for (const f of files) writeFileSync(f.path, content.subarray(f.offset, f.offset + f.length));
+    expect((await readAllPieces(files, length, pieceLength, true)).equals(content)).toBe(true);
+  });
+
+  it('reads pieces for peers past the page cache, where buffered reads fill it', async () => {
+    if (!direct) return console.warn('skipped: no O_DIRECT in the temporary directory');
+    const pieceLength = 256 * 1024;
+    // Whole blocks: a file's unaligned tail is written through the page cache.
+    const content = randomBytes(16 * pieceLength + 12_288);
+    /** Bytes of the file in the page cache after every piece was read for peers. */
+    const cachedAfterReading = async (name: string, directIo: boolean) => {
+      const files = placeFiles(join(dir, name), [{ path: [name], length: content.length, offset: 0 }], name);
+      const writer = await FileStorage.openForWriting(files, { directIo: true });
+      await writeAllPieces(pool, writer, content, pieceLength);
+      await writer.close();
+      expect((await readAllPieces(files, content.length, pieceLength, directIo)).equals(content)).toBe(true);
+      return cachedBytes(files[0]!.path);
+    };
+    const buffered = await cachedAfterReading('read-buffered.bin', false);
+    if (buffered === undefined) return console.warn('skipped the page cache check: fincore (Debian package util-linux) is missing');
+    expect(buffered).toBeGreaterThan(content.length / 2);
+    expect(await cachedAfterReading('read-direct.bin', true)).toBe(0);
   });
 
   it('writes through the page cache when there is no WebAssembly memory to stage in (node --jitless)', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isAlignedMemory } from '../src/aligned-memory.js';
 import { PieceReadCache } from '../src/read-cache.js';
 import type { PieceStorage } from '../src/storage.js';
 
@@ -53,5 +54,34 @@ describe('PieceReadCache', () => {
     expect(cache.get(3)).toBeDefined();
     cache.trimIfIdle();
     expect(cache.get(3)).toBeUndefined();
+  });
+
+  it('reads pieces within the budget into slots of one aligned slab, reused as pieces are evicted', async () => {
+    const cache = new PieceReadCache(memoryStorage(data), pieceLength, size, 2 * pieceLength);
+    const slots = new Set<string>();
+    let slab: ArrayBufferLike | undefined;
+    for (let i = 0; i < 8; i++) {
+      const piece = await cache.load(i);
+      expect(piece.equals(data.subarray(i * pieceLength, (i + 1) * pieceLength))).toBe(true);
+      expect(isAlignedMemory(piece)).toBe(true);
+      slab ??= piece.buffer;
+      expect(piece.buffer).toBe(slab);
+      slots.add(String(piece.byteOffset));
+    }
+    expect([...slots].sort()).toEqual(['0', String(pieceLength)]);
+  });
+
+  it('lets memory taken beyond the budget go once its pinned piece is sent', async () => {
+    const cache = new PieceReadCache(memoryStorage(data), pieceLength, size, pieceLength);
+    await cache.load(0);
+    const unpin = cache.pin(0);
+    const beyond = await cache.load(1);
+    expect(isAlignedMemory(beyond)).toBe(false);
+    unpin();
+    await cache.load(2);
+    // Piece 0's slot came back; the memory taken for piece 1 was not kept for reuse.
+    const next = await cache.load(3);
+    expect(isAlignedMemory(next)).toBe(true);
+    expect(next.byteOffset).toBe(0);
   });
 });

@@ -15,7 +15,7 @@ export interface WriteSegment {
 }
 
 /** File offsets and lengths of direct writes are multiples of this (every device's logical block divides it). */
-const DIRECT_IO_ALIGNMENT = 4096;
+export const DIRECT_IO_ALIGNMENT = 4096;
 
 /** Part of a byte stream to hash: `length` bytes of the file at `path` from `position`. */
 export interface ReadSegment {
