@@ -57,7 +57,7 @@ export class PiecePicker {
   private readonly totalLength: number;
   private readonly random: Random;
   private readonly randomFirstPieces: number;
-  private readonly maxPartials: number;
+  readonly maxPartialPieces: number;
 
   private readonly availability: Int32Array;
   private readonly order: Int32Array;
@@ -79,7 +79,7 @@ export class PiecePicker {
     this.blockLength = options.blockLength ?? 16 * 1024;
     this.random = options.random;
     this.randomFirstPieces = options.randomFirstPieces ?? 4;
-    this.maxPartials = options.maxPartialPieces ?? 64;
+    this.maxPartialPieces = options.maxPartialPieces ?? 64;
     const n = this.pieceCount;
     this.availability = new Int32Array(n);
     this.order = new Int32Array(n);
@@ -191,7 +191,7 @@ export class PiecePicker {
       if (partial.exclusiveTo !== undefined && partial.exclusiveTo !== peer.key) continue;
       picked += this.takeBlocks(partial, peer.key, max - picked, out, false);
     }
-    while (picked < max && this.partials.size < this.maxPartials) {
+    while (picked < max && this.partials.size < this.maxPartialPieces) {
       const index = this.nextNewPiece(peer);
       if (index < 0) break;
       picked += this.takeBlocks(this.startPiece(index, peer.key), peer.key, max - picked, out, false);

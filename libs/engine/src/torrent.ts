@@ -6,7 +6,7 @@ import { Bitfield } from './bitfield.js';
 import { chokeRound, DEFAULT_CHOKER_SETTINGS, INITIAL_CHOKER_STATE, type ChokerSettings, type ChokerState } from './choker.js';
 import type { Clock, Random } from './clock.js';
 import { PeerConnection, type ConnectionHandler } from './peer-connection.js';
-import { Peer, blockKey } from './peer.js';
+import { INITIAL_PIPELINE, Peer, blockKey } from './peer.js';
 import { PieceBufferPool } from './piece-buffers.js';
 import { PiecePicker } from './piece-picker.js';
 import { RateMeter } from './rate-meter.js';
@@ -134,6 +134,15 @@ const OFFER_LIMIT_AFTER_MS = 5_000;
  * on would cap its rate, and its rate would keep its cap at one.
  */
 const MIN_OFFERS_PER_PEER = 2;
+/**
+ * A peer's requests in flight are capped at this multiple of an equal share of the
+ * request budget (the blocks of every piece we may assemble at once) among the peers
+ * that unchoke us. Without a cap a fast peer's pipeline (3 s of its rate) took the whole
+ * budget, no new piece could be started for the others, and peers that had unchoked us
+ * sat idle: at 16 nodes half of them got no request at all, their upload went unused,
+ * and the last nodes finished on a few deep queues seconds after the rest.
+ */
+const REQUEST_SHARE_FACTOR = 1.5;
 const TICK_MS = 1000;
 const CHOKE_EVERY_TICKS = 10;
 /** A read cache nobody used for this many ticks is freed. */
@@ -184,6 +193,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   wastedBytes = 0;
   hashFailures = 0;
   private readonly scratch: BlockRef[] = [];
+  /** The most requests one peer may have in flight (REQUEST_SHARE_FACTOR), set each tick. */
+  private requestShare = Infinity;
 
   constructor(options: TorrentOptions) {
     super();
@@ -525,7 +536,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   /** Tops up the requests in flight to `peer` to its pipeline depth. */
   private fillRequests(peer: Peer): void {
     if (this.stopped || peer.peerChoking || !peer.amInterested || this.complete) return;
-    const depth = peer.pipelineDepth(this.picker.blockLength);
+    const depth = Math.min(peer.pipelineDepth(this.picker.blockLength), this.requestShare);
     const want = depth - peer.outstanding.size;
     // Top up in batches: one write of many requests beats many writes of one.
     if (want <= 0 || (peer.outstanding.size > 0 && want < depth >> 3)) return;
@@ -765,6 +776,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (this.stopped) return;
     const now = this.clock.now();
     this.ticks++;
+    this.requestShare = this.shareOfRequests();
     for (const peer of this.peers.values()) {
       peer.tick();
       if (now - peer.conn.lastReceivedAt > IDLE_TIMEOUT_MS) {
@@ -788,6 +800,13 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     if (this.superSeed) this.limitOffersByRate(this.superSeed);
     if (this.ticks % IDLE_CACHE_TRIM_TICKS === 0) this.uploader.trimIfIdle();
     this.connectToPeers();
+  }
+
+  private shareOfRequests(): number {
+    let sources = 0;
+    for (const p of this.peers.values()) if (!p.peerChoking && p.amInterested) sources++;
+    const budget = this.picker.maxPartialPieces * Math.ceil(this.info.pieceLength / this.picker.blockLength);
+    return Math.max(INITIAL_PIPELINE, Math.ceil((REQUEST_SHARE_FACTOR * budget) / Math.max(1, sources)));
   }
 
   private fail(err: Error): void {

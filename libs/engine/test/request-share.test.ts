@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { WireDecoder } from '../../wire/src/decode.js';
+import { encodeHandshake, encodeMessage, encodePieceHeader } from '../../wire/src/encode.js';
+import type { BlockRef } from '../../wire/src/messages.js';
+import { Engine, type TorrentDescriptor } from '../src/index.js';
+import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
+
+const { cleanups, tempDir } = cleanupAfterEach();
+
+/**
+ * A seeder that answers its first `fastBlocks` requests at once, so the downloader's
+ * pipeline to it grows deep, and from then on one request every `slowMs`: a peer whose
+ * upload got busy with others.
+ */
+async function tiringSeeder(info: TorrentDescriptor, data: Buffer, fastBlocks: number, slowMs: number): Promise<{ port: number; sent: () => number }> {
+  let sent = 0;
+  const sockets = new Set<Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    const queue: BlockRef[] = [];
+    const answer = (r: BlockRef) => {
+      const at = r.index * info.pieceLength + r.begin;
+      socket.write(Buffer.concat([encodePieceHeader(r.index, r.begin, r.length), data.subarray(at, at + r.length)]));
+      sent++;
+    };
+    const timer = setInterval(() => {
+      const r = queue.shift();
+      if (r && !socket.destroyed) answer(r);
+    }, slowMs);
+    timers.add(timer);
+    socket.once('close', () => clearInterval(timer));
+    const decoder = new WireDecoder(
+      {
+        onHandshake: () => {
+          socket.write(encodeHandshake({ reserved: Buffer.alloc(8), infoHash: info.infoHash, peerId: randomBytes(20) }));
+          socket.write(encodeMessage({ type: 'bitfield', bitfield: Buffer.alloc(Math.ceil(info.pieceCount / 8), 0xff) }));
+          socket.write(encodeMessage({ type: 'unchoke' }));
+        },
+        onMessage: (m) => {
+          if (m.type !== 'request') return;
+          const r = { index: m.index, begin: m.begin, length: m.length };
+          if (sent < fastBlocks) answer(r);
+          else queue.push(r);
+        },
+        onError: () => socket.destroy(),
+      },
+      { expectHandshake: true, pieceCount: info.pieceCount },
+    );
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    for (const t of timers) clearInterval(t);
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+  return { port: (server.address() as { port: number }).port, sent: () => sent };
+}
+
+describe('the request budget among peers that unchoke us', () => {
+  it('is shared: a peer whose pipeline grew deep before it slowed down cannot keep a fast seed that joins later idle', async () => {
+    // One 16 KiB block a piece and room for 64 pieces at once: a budget of 64 requests.
+    const pieceLength = 16 * 1024;
+    const data = randomBytes(640 * pieceLength);
+    const info = describeFile('shared.bin', data, pieceLength);
+    const tiring = await tiringSeeder(info, data, 100, 40);
+
+    const leecher = new Engine({ host: '127.0.0.1', port: 0, writeBufferBytes: 64 * pieceLength });
+    cleanups.push(() => leecher.close());
+    await leecher.listen();
+    const dir = await tempDir();
+    const t = await leecher.addTorrent(info, { dir, mode: 'download', peers: [{ host: '127.0.0.1', port: tiring.port }] });
+    const done = new Promise((resolve, reject) => {
+      t.once('complete', resolve);
+      t.once('error', reject);
+    });
+    while (tiring.sent() < 100) await new Promise((r) => setTimeout(r, 10));
+
+    const seedDir = await tempDir();
+    await writeFile(join(seedDir, info.name), data);
+    const seeder = new Engine({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => seeder.close());
+    const seedPort = await seeder.listen();
+    await seeder.addTorrent(info, { dir: seedDir, mode: 'seed' });
+    t.addPeers([{ host: '127.0.0.1', port: seedPort }], true);
+    await done;
+
+    // Taking every request the budget allows, the tiring peer would send one piece every
+    // 40 ms for the rest of the download (over 20 s) while the seed waited for a slot.
+    console.log(`tiring peer sent ${tiring.sent()} of ${info.pieceCount} pieces`);
+    expect(tiring.sent()).toBeLessThan(info.pieceCount / 2);
+    expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
+  }, 30_000);
+});
