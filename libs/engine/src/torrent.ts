@@ -713,7 +713,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       uploadedSinceUnchoke: p.uploadedSinceUnchoke,
       connectedAt: p.connectedAt,
     }));
-    const decision = chokeRound(candidates, this.chokerState, { now, seeding: this.complete, random: this.o.random }, this.chokerSettings);
+    // A super-seeder unchokes everyone: each peer may only fetch the few pieces offered to
+    // it, and an offer made to a peer left choked is a piece nobody can get until the next
+    // rotation (at 16 nodes, 7 of 16 peers held 56 such pieces while the swarm starved).
+    const settings = this.superSeed ? { ...this.chokerSettings, slots: Math.max(this.chokerSettings.slots, this.peers.size) } : this.chokerSettings;
+    const decision = chokeRound(candidates, this.chokerState, { now, seeding: this.complete, random: this.o.random }, settings);
     this.chokerState = decision.state;
     for (const peer of this.peers.values()) {
       const unchoke = decision.unchoke.has(peer.key);

@@ -8,8 +8,8 @@ import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
 const { cleanups, tempDir } = cleanupAfterEach();
 const KIB = 1024;
 
-function engine(downloadRateLimit?: number): Engine {
-  const e = new Engine({ host: '127.0.0.1', port: 0, ...(downloadRateLimit ? { downloadRateLimit } : {}) });
+function engine(downloadRateLimit?: number, unchokeSlots?: number): Engine {
+  const e = new Engine({ host: '127.0.0.1', port: 0, ...(downloadRateLimit ? { downloadRateLimit } : {}), ...(unchokeSlots ? { choker: { slots: unchokeSlots, optimisticSlots: 0 } } : {}) });
   cleanups.push(() => e.close());
   return e;
 }
@@ -45,5 +45,26 @@ describe('super-seeding offers follow each peer rate', () => {
     const fastest = Math.max(limitOf(ports[0]!) ?? 0, limitOf(ports[1]!) ?? 0);
     expect(fastest, JSON.stringify(stats.peerStats.map((p) => [p.listenPort, p.uploadRate, p.offers]))).toBe(8);
     expect(limitOf(ports[2]!), JSON.stringify(stats.peerStats.map((p) => [p.listenPort, p.uploadRate, p.offers]))).toBe(2);
+  }, 30_000);
+
+  it('unchokes every peer, whatever its slots: an offer to a peer left choked is a piece nobody can fetch', async () => {
+    const pieceLength = 64 * KIB;
+    const data = randomBytes(64 * pieceLength);
+    const info = describeFile('unchoked.bin', data, pieceLength);
+    const originDir = await tempDir();
+    await writeFile(join(originDir, info.name), data);
+    const origin = engine(undefined, 1);
+    const originPort = await origin.listen();
+    const seed = await origin.addTorrent(info, { dir: originDir, mode: 'seed', superSeed: true });
+    // Slow leechers, so the super-seeder is still at it when it is looked at.
+    const leechers = [engine(32 * KIB), engine(32 * KIB), engine(32 * KIB)];
+    for (const e of leechers) {
+      await e.listen();
+      await e.addTorrent(info, { dir: await tempDir(), mode: 'download', peers: [{ host: '127.0.0.1', port: originPort }] });
+    }
+    const unchoked = () => seed.stats().peerStats.filter((p) => !p.amChoking).length;
+    for (let i = 0; i < 100 && unchoked() < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(seed.stats().superSeeding).toBe(true);
+    expect(unchoked(), JSON.stringify(seed.stats().peerStats.map((p) => [p.listenPort, p.amChoking, p.offers]))).toBe(3);
   }, 30_000);
 });
