@@ -40,7 +40,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
     id: 'swarmship',
     label: 'swarmship (controller, agents, publish --wait)',
     kind: 'swarm',
-    notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included',
+    notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included; the controller chooses the piece length itself (256 KiB up to 512 MiB), --piece-length applies to the other scenarios',
     async setup(ctx: ScenarioContext) {
       const origin = ctx.net.origin;
       const controller = ctx.spawn(
