@@ -34,7 +34,7 @@ export function isAlignedMemory(view: Uint8Array): boolean {
   return alignedBuffers.has(view.buffer);
 }
 
-export function roundUpToBlock(n: number): number {
+function roundUpToBlock(n: number): number {
   return Math.ceil(n / DIRECT_IO_ALIGNMENT) * DIRECT_IO_ALIGNMENT;
 }
 

@@ -14,20 +14,25 @@ function engine(downloadRateLimit?: number, unchokeSlots?: number): Engine {
   return e;
 }
 
+/** An origin super-seeding `pieces` random pieces of `pieceLength`, with `unchokeSlots` if given. */
+async function superSeeder(name: string, pieces: number, pieceLength: number, unchokeSlots?: number) {
+  const data = randomBytes(pieces * pieceLength);
+  const info = describeFile(name, data, pieceLength);
+  const originDir = await tempDir();
+  await writeFile(join(originDir, info.name), data);
+  const origin = engine(undefined, unchokeSlots);
+  const originPort = await origin.listen();
+  const seed = await origin.addTorrent(info, { dir: originDir, mode: 'seed', superSeed: true });
+  return { info, originPort, seed };
+}
+
 describe('super-seeding offers follow each peer rate', () => {
   // Decision 0007: once measured for 5 s, a peer may hold ceil(8 × its rate / the
   // fastest peer's) offers, at least 2: a slow peer no longer sits on 8 pieces nobody
   // else can get from the origin. The policy is unit-tested; this is the wiring, with
   // rates measured from real transfers.
   it("caps a slow peer's offers by its measured rate while the fastest keeps all 8", async () => {
-    const pieceLength = 256 * KIB;
-    const data = randomBytes(160 * pieceLength);
-    const info = describeFile('offers.bin', data, pieceLength);
-    const originDir = await tempDir();
-    await writeFile(join(originDir, info.name), data);
-    const origin = engine();
-    const originPort = await origin.listen();
-    const seed = await origin.addTorrent(info, { dir: originDir, mode: 'seed', superSeed: true });
+    const { info, originPort, seed } = await superSeeder('offers.bin', 160, 256 * KIB);
 
     // Two fast peers and one at a thirty-second of their rate, all knowing each other.
     const engines = [engine(2048 * KIB), engine(2048 * KIB), engine(64 * KIB)];
@@ -48,14 +53,7 @@ describe('super-seeding offers follow each peer rate', () => {
   }, 30_000);
 
   it('unchokes every peer, whatever its slots: an offer to a peer left choked is a piece nobody can fetch', async () => {
-    const pieceLength = 64 * KIB;
-    const data = randomBytes(64 * pieceLength);
-    const info = describeFile('unchoked.bin', data, pieceLength);
-    const originDir = await tempDir();
-    await writeFile(join(originDir, info.name), data);
-    const origin = engine(undefined, 1);
-    const originPort = await origin.listen();
-    const seed = await origin.addTorrent(info, { dir: originDir, mode: 'seed', superSeed: true });
+    const { info, originPort, seed } = await superSeeder('unchoked.bin', 64, 64 * KIB, 1);
     // Slow leechers, so the super-seeder is still at it when it is looked at.
     const leechers = [engine(32 * KIB), engine(32 * KIB), engine(32 * KIB)];
     for (const e of leechers) {
