@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { WireDecoder } from '../../wire/src/decode.js';
-import { encodeHandshake, encodeMessage, encodePieceHeader } from '../../wire/src/encode.js';
+import { encodeHandshake, encodeMessage } from '../../wire/src/encode.js';
 import type { BlockRef } from '../../wire/src/messages.js';
 import { Engine, type TorrentDescriptor } from '../src/index.js';
-import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
+import { cleanupAfterEach, describeFile, pieceFrame, scriptedPeer } from './loopback-fixtures.js';
 
 const { cleanups, tempDir } = cleanupAfterEach();
 
@@ -18,23 +17,16 @@ const { cleanups, tempDir } = cleanupAfterEach();
  */
 async function tiringSeeder(info: TorrentDescriptor, data: Buffer, fastBlocks: number, slowMs: number): Promise<{ port: number; sent: () => number }> {
   let sent = 0;
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
+  const port = await scriptedPeer(cleanups, '127.0.0.1', (socket, every) => {
     const queue: BlockRef[] = [];
     const answer = (r: BlockRef) => {
-      const at = r.index * info.pieceLength + r.begin;
-      socket.write(Buffer.concat([encodePieceHeader(r.index, r.begin, r.length), data.subarray(at, at + r.length)]));
+      socket.write(pieceFrame(info, data, r));
       sent++;
     };
-    const timer = setInterval(() => {
+    every(slowMs, () => {
       const r = queue.shift();
       if (r && !socket.destroyed) answer(r);
-    }, slowMs);
-    timers.add(timer);
-    socket.once('close', () => clearInterval(timer));
+    });
     const decoder = new WireDecoder(
       {
         onHandshake: () => {
@@ -54,13 +46,7 @@ async function tiringSeeder(info: TorrentDescriptor, data: Buffer, fastBlocks: n
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(async () => {
-    for (const t of timers) clearInterval(t);
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-  });
-  return { port: (server.address() as { port: number }).port, sent: () => sent };
+  return { port, sent: () => sent };
 }
 
 describe('the request budget among peers that unchoke us', () => {

@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { WireDecoder } from '../../wire/src/decode.js';
-import { encodeHandshake, encodeMessage, encodePieceHeader } from '../../wire/src/encode.js';
+import { encodeHandshake, encodeMessage } from '../../wire/src/encode.js';
 import { Reserved, type BlockRef } from '../../wire/src/messages.js';
 import { Engine, type TorrentDescriptor } from '../src/index.js';
-import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
+import { cleanupAfterEach, describeFile, pieceFrame, scriptedPeer } from './loopback-fixtures.js';
 
 const BLOCK = 16 * 1024;
 
@@ -20,11 +19,7 @@ const { cleanups, tempDir } = cleanupAfterEach();
  */
 async function injector(info: TorrentDescriptor): Promise<{ port: number; pushed: () => number }> {
   let pushed = 0;
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
+  const port = await scriptedPeer(cleanups, '127.0.0.2', (socket, every) => {
     let handshook = false;
     socket.on('data', () => {
       if (handshook) return;
@@ -33,25 +28,17 @@ async function injector(info: TorrentDescriptor): Promise<{ port: number; pushed
       reserved[Reserved.fastExtension.byte]! |= Reserved.fastExtension.mask;
       socket.write(encodeHandshake({ reserved, infoHash: info.infoHash, peerId: randomBytes(20) }));
       socket.write(encodeMessage({ type: 'have-all' }));
-      const timer = setInterval(() => {
+      every(2, () => {
         for (let i = 0; i < 4 && !socket.destroyed; i++) {
           const index = Math.floor(Math.random() * info.pieceCount);
           const begin = BLOCK * Math.floor((Math.random() * info.pieceLength) / BLOCK);
           socket.write(encodeMessage({ type: 'piece', index, begin, block: randomBytes(BLOCK) }));
           pushed++;
         }
-      }, 2);
-      timers.add(timer);
-      socket.once('close', () => clearInterval(timer));
+      });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve));
-  cleanups.push(async () => {
-    for (const t of timers) clearInterval(t);
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-  });
-  return { port: (server.address() as { port: number }).port, pushed: () => pushed };
+  return { port, pushed: () => pushed };
 }
 
 describe('blocks nobody asked for', () => {
@@ -90,10 +77,7 @@ describe('blocks nobody asked for', () => {
  */
 async function chokingSeeder(info: TorrentDescriptor, data: Buffer): Promise<{ port: number; sent: () => number }> {
   let sent = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
+  const port = await scriptedPeer(cleanups, '127.0.0.1', (socket) => {
     let batch: BlockRef[] = [];
     const decoder = new WireDecoder(
       {
@@ -116,20 +100,14 @@ async function chokingSeeder(info: TorrentDescriptor, data: Buffer): Promise<{ p
       if (batch.length === 0) return;
       socket.write(encodeMessage({ type: 'choke' }));
       for (const r of batch) {
-        const at = r.index * info.pieceLength + r.begin;
-        socket.write(Buffer.concat([encodePieceHeader(r.index, r.begin, r.length), data.subarray(at, at + r.length)]));
+        socket.write(pieceFrame(info, data, r));
         sent++;
       }
       batch = [];
       socket.write(encodeMessage({ type: 'unchoke' }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-  });
-  return { port: (server.address() as { port: number }).port, sent: () => sent };
+  return { port, sent: () => sent };
 }
 
 describe('blocks a peer sends after choking us', () => {
