@@ -6,13 +6,14 @@
  * SIGINT/SIGTERM and (as a last resort) on process exit.
  */
 
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Child, killAllChildren, Sampler } from '../lib/proc.js';
 import { findRoot, fmtBytes, generateRandomFile as generate, sha1Of } from '../lib/files.js';
 import { deleteAllNamespaces, FleetNetwork, type Host, type LinkCounters } from './network.js';
+import { LinkTimelineRecorder, linkUse, machineCpu, type LinkTimeline } from './link-timeline.js';
 import type { Artifact, NodeCopy, Scenario, ScenarioContext } from './scenario.js';
 
 /** Shared with the fleet's command line and report. */
@@ -113,6 +114,13 @@ export interface ScenarioResult {
    * received), so dropped / (dropped + packets) is the loss really applied.
    */
   loss?: { by: 'nftables'; dropped: number; packets: number };
+  /** Every host's link rate, sampled every 250 ms from the start. */
+  timeline: LinkTimeline;
+  /**
+   * The origin's link use over its first 5 s of sending, and the nodes' mean download use
+   * from their first bytes to their copy, as shares of their links' rate (see linkUse).
+   */
+  linkUse: { originStart: number; nodesDownload: number };
 }
 
 export interface FleetResult {
@@ -226,10 +234,12 @@ async function runScenario(
   let after = new Map<string, LinkCounters>();
   let droppedBefore = 0;
   let droppedAfter = 0;
-  let cpuBefore = hostCpu();
+  let cpuBefore = machineCpu();
   let cpuAfter = cpuBefore;
   let end = NaN;
   let milestones: Record<string, number> = {};
+  const links = new LinkTimelineRecorder(net);
+  let timeline: LinkTimeline = { stepSeconds: 0, hosts: [], cpuBusy: [] };
   try {
     await scenario.setup(ctx);
     for (const r of running) {
@@ -239,9 +249,10 @@ async function runScenario(
     }
     before = net.counters();
     droppedBefore = net.droppedPackets();
-    cpuBefore = hostCpu();
+    cpuBefore = machineCpu();
     started = true;
     t0 = performance.now();
+    links.start();
     ctx.deadline = t0 + opts.timeoutMs;
     await scenario.start(ctx);
     copies = await scenario.waitForNodes(ctx);
@@ -255,9 +266,10 @@ async function runScenario(
     if (Number.isNaN(end)) end = performance.now();
   } finally {
     for (const r of running) r.sampler.sample();
+    if (started) timeline = links.stop();
     after = started ? net.counters() : before;
     droppedAfter = started ? net.droppedPackets() : droppedBefore;
-    cpuAfter = hostCpu();
+    cpuAfter = machineCpu();
     for (const r of running) r.sampler.stop();
     milestones = Object.fromEntries(Object.entries(scenario.milestones?.() ?? {}).map(([k, at]) => [k, (at - t0) / 1000]));
     try {
@@ -265,7 +277,7 @@ async function runScenario(
     } catch (err) {
       error ??= `teardown: ${(err as Error).message}`;
     }
-    await Promise.all(running.map((r) => r.child.stop(3000)));
+    await Promise.all([...running.map((r) => r.child.stop(3000)), links.child.stop(3000)]);
   }
 
   // Every copy, bit for bit, before the scenario's dir goes.
@@ -342,6 +354,14 @@ async function runScenario(
     hosts,
     curve: [...nodeTimes].sort((a, b) => a - b),
     milestones,
+    timeline,
+    linkUse: timeline.hosts.length
+      ? linkUse(
+          timeline,
+          new Map(net.hosts.map((h) => [h.name, h.rateBitsPerSecond])),
+          new Map(net.nodes.filter((h) => copies.has(h.name)).map((h) => [h.name, seconds(copies.get(h.name)!.at)])),
+        )
+      : { originStart: NaN, nodesDownload: NaN },
     ...(net.lossBy === 'nftables' ? { loss: { by: 'nftables' as const, dropped: droppedAfter - droppedBefore, packets: linkPackets + net.hosts.reduce((s, h) => s + delta(h.name, 'rxPackets'), 0) } } : {}),
   };
 }
@@ -357,15 +377,6 @@ function summarize(times: number[]): CompletionSummary | null {
   if (times.length === 0) return null;
   const s = [...times].sort((a, b) => a - b);
   return { count: s.length, firstSeconds: s[0]!, p50Seconds: percentile(s, 50), p90Seconds: percentile(s, 90), lastSeconds: s[s.length - 1]! };
-}
-
-/** Jiffies of the whole machine, busy and total, from /proc/stat. */
-function hostCpu(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
 }
 
 function busyPercent(a: { busy: number; total: number }, b: { busy: number; total: number }): number {

@@ -339,7 +339,7 @@ export class FleetNetwork {
   }
 
   /** `ip netns exec` arguments that run `command args…` on `host`; it execs, so the PID is the command's. */
-  execArgs(host: Host, command: string, args: string[]): string[] {
+  execArgs(host: Pick<Host, 'ns'>, command: string, args: string[]): string[] {
     return ['netns', 'exec', host.ns, command, ...args];
   }
 

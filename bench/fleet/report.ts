@@ -29,6 +29,7 @@ export function anchorFor(id: string, result: FleetResult): string {
 }
 
 const f1 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(1));
+const pct = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : `${(x * 100).toFixed(0)} %`);
 const f2 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(2));
 
 function nodeCpu(r: ScenarioResult): string {
@@ -41,6 +42,12 @@ function nodeCpu(r: ScenarioResult): string {
 function nodeRss(r: ScenarioResult): string {
   const nodes = r.hosts.filter((h) => h.role === 'node');
   return nodes.length ? `${Math.max(...nodes.map((h) => h.peakRssAnonMiB)).toFixed(0)} / ${Math.max(...nodes.map((h) => h.vmHwmMiB)).toFixed(0)}` : '—';
+}
+
+/** Seconds of the scenario when the whole machine was at least 95 % busy. */
+function saturatedSeconds(r: ScenarioResult): number {
+  const t = r.timeline;
+  return t ? t.cpuBusy.filter((b) => b >= 0.95).length * t.stepSeconds : NaN;
 }
 
 function origin(r: ScenarioResult) {
@@ -58,11 +65,14 @@ const HEADER = [
   'origin sent / S',
   'links / N·S',
   'KiB a packet',
+  'origin link, first 5 s',
+  'node downlink',
   'node CPU s med/max (sys share)',
   'node peak MiB anon/HWM',
   'origin CPU s',
   'origin MiB anon',
   'host CPU %',
+  'CPU ≥ 95 % s',
   'copies',
   'anchor',
 ];
@@ -82,11 +92,14 @@ function rows(result: FleetResult): string[][] {
       f2(r.originSentPerArtifact),
       f2(r.linkBytesPerNTimesSize),
       f1(r.linkBytes / r.linkPackets / 1024),
+      pct(r.linkUse?.originStart),
+      pct(r.linkUse?.nodesDownload),
       nodeCpu(r),
       nodeRss(r),
       f1(o?.cpuSeconds),
       o ? o.peakRssAnonMiB.toFixed(0) : '—',
       r.hostCpuBusyPercent.toFixed(0),
+      f1(saturatedSeconds(r)),
       r.allVerified ? 'identical' : 'DIFFER',
       anchorFor(r.id, result),
     ]);
@@ -99,6 +112,9 @@ function rows(result: FleetResult): string[][] {
         f1(r.fastNodesBoundSeconds),
         f1(r.fastNodes.p50Seconds),
         f1(r.fastNodes.p90Seconds),
+        '',
+        '',
+        '',
         '',
         '',
         '',
@@ -155,14 +171,15 @@ export function legend(result: FleetResult): string {
     'Times from the scenario\'s start (first download / the publish command) to each node\'s verified copy; "done" is publish --wait returning where there is one.',
     'Bounds: fan-out N·S/U; swarm S/U + P/U (a piece must still be relayed once after the origin sends its last). Bytes are the kernel\'s counts on each host\'s link (frames, headers, retransmissions).',
     'CPU: utime+stime of every process on the host, sampled every 100 ms, from the start to the end of the scenario; RSS: peak anonymous (sampled) / VmHWM (includes mapped files).',
-    '"host CPU %": the whole machine busy during the scenario, shared with whatever else runs on it.',
+    '"host CPU %": the whole machine busy during the scenario, shared with whatever else runs on it; "CPU ≥ 95 % s": the seconds of it (in 250 ms steps) when the machine was that busy, i.e. when CPU, not the links, set the pace.',
+    'Links, sampled every 250 ms: "origin link, first 5 s" is the origin\'s sending rate over its first 5 s of sending; "node downlink" each node\'s receiving rate from its first bytes to its copy, averaged over the nodes; both as shares of the link rate (frames as the veth counts them, where a segmentation-offload burst\'s per-segment headers are not counted, so about 96 % is full).',
   ].join('\n');
 }
 
 export function markdownReport(result: FleetResult, meta: { when: string; machine: string; load: string }): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   const header = `| ${HEADER.map(esc).join(' | ')} |`;
-  const sep = `|${HEADER.map((_, i) => (i === 0 || i >= 14 ? ' --- ' : ' ---: ')).join('|')}|`;
+  const sep = `|${HEADER.map((_, i) => (i === 0 || i >= HEADER.length - 2 ? ' --- ' : ' ---: ')).join('|')}|`;
   const body = rows(result).map((r) => `| ${r.map(esc).join(' | ')} |`);
   const notes = result.scenarios.map((s) => `- **${s.label}**: ${s.notes}${s.error ? ` — failed: ${s.error.split('\n')[0]}` : ''}`);
   return [

@@ -96,6 +96,9 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
       const started = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'download-started')?.at).filter((t): t is number => t !== undefined);
       if (started.length) out['first agent download-started'] = Math.min(...started);
       if (started.length) out['last agent download-started'] = Math.max(...started);
+      // Every piece verified; 'published' follows once the copy is in place and served again.
+      const downloaded = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'downloaded')?.at).filter((t): t is number => t !== undefined);
+      if (downloaded.length) out['last agent downloaded'] = Math.max(...downloaded);
       return out;
     },
     agent: (node) => agents.get(node),

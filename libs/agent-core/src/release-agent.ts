@@ -576,6 +576,7 @@ export class ReleaseAgent {
       await this.detach(h);
       throw err;
     }
+    this.log.info('downloaded', { release: h.key, seconds: Math.round(this.now() - h.startedAt!) / 1000 });
     await this.detach(h);
     let sha256: string | undefined;
     if (manifest?.piecesSha256 !== undefined) {

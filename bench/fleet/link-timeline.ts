@@ -1,0 +1,137 @@
+/**
+ * Every host's link rate over a scenario, sampled from the switch's side of each link.
+ *
+ * The totals say how many bytes crossed the links; they cannot say when. Where a
+ * scenario loses time against its bound (a slow start, an idle origin, a tail) shows
+ * only in how busy the links were second by second, and it is read here the same way
+ * for every scenario, without touching the products.
+ *
+ * All switch ports live in one namespace, so one file holds all their counters:
+ * /proc/<pid>/net/dev of any process in that namespace. A `sleep` started there gives
+ * such a pid; reading the file costs microseconds, where running `ip -s link` for each
+ * host every 250 ms would have taken a good part of a core from the scenarios.
+ */
+import { readFileSync } from 'node:fs';
+import { Child } from '../lib/proc.js';
+import type { FleetNetwork } from './network.js';
+
+export interface LinkTimeline {
+  /** Seconds between samples. */
+  stepSeconds: number;
+  /** Per host (origin first, as FleetNetwork.hosts), per step: bits per second sent and received. */
+  hosts: { host: string; txBitsPerSecond: number[]; rxBitsPerSecond: number[] }[];
+  /** Per step: the share of the machine's CPU time that was busy (all hosts share it). */
+  cpuBusy: number[];
+}
+
+/** Samples every host's link until stop(); the first sample is taken at start(). */
+export class LinkTimelineRecorder {
+  private readonly holder: Child;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly samples: { at: number; counters: Map<string, { rx: number; tx: number }>; cpu: { busy: number; total: number } }[] = [];
+
+  constructor(
+    private readonly net: FleetNetwork,
+    private readonly stepMs = 250,
+  ) {
+    // Long enough for any scenario; stopped by PID with the scenario's other processes.
+    this.holder = new Child('link counters (switch)', 'ip', net.execArgs({ ns: net.switchNs }, 'sleep', ['86400']));
+  }
+
+  /** The child to stop with the scenario's processes. */
+  get child(): Child {
+    return this.holder;
+  }
+
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.stepMs);
+    this.timer.unref();
+  }
+
+  stop(): LinkTimeline {
+    clearInterval(this.timer);
+    this.sample();
+    const stepSeconds = this.stepMs / 1000;
+    const hosts = this.net.hosts.map((h) => {
+      const tx: number[] = [];
+      const rx: number[] = [];
+      for (let i = 1; i < this.samples.length; i++) {
+        const a = this.samples[i - 1]!;
+        const b = this.samples[i]!;
+        const seconds = (b.at - a.at) / 1000;
+        const before = a.counters.get(h.switchDev);
+        const after = b.counters.get(h.switchDev);
+        if (!before || !after || seconds <= 0) continue;
+        // The switch port receives what the host sends, and sends what the host receives.
+        tx.push(((after.rx - before.rx) * 8) / seconds);
+        rx.push(((after.tx - before.tx) * 8) / seconds);
+      }
+      return { host: h.name, txBitsPerSecond: tx, rxBitsPerSecond: rx };
+    });
+    const cpuBusy: number[] = [];
+    for (let i = 1; i < this.samples.length; i++) {
+      const a = this.samples[i - 1]!.cpu;
+      const b = this.samples[i]!.cpu;
+      cpuBusy.push(b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : NaN);
+    }
+    return { stepSeconds, hosts, cpuBusy };
+  }
+
+  private sample(): void {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${this.holder.pid}/net/dev`, 'utf8');
+    } catch {
+      return; // The holder is gone (the run is being torn down).
+    }
+    this.samples.push({ at: performance.now(), counters: parseNetDev(text), cpu: machineCpu() });
+  }
+}
+
+/** Jiffies of the whole machine, busy and total, from /proc/stat. */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** /proc/net/dev: per interface, bytes received and sent. */
+export function parseNetDev(text: string): Map<string, { rx: number; tx: number }> {
+  const out = new Map<string, { rx: number; tx: number }>();
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const fields = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    out.set(line.slice(0, colon).trim(), { rx: fields[0] ?? 0, tx: fields[8] ?? 0 });
+  }
+  return out;
+}
+
+/**
+ * How busy the links were while there was work, as shares of their rate: the origin's
+ * over the first `seconds` after it starts sending (a slow start shows here), and the
+ * nodes' downloads, each from its first bytes to its copy (a swarm that cannot keep its
+ * links busy shows here). A step counts as started once a link carries 5 % of its rate,
+ * so the time before (a publish, a tracker round) is left out of both: it is in the times.
+ */
+export function linkUse(timeline: LinkTimeline, nodeRates: Map<string, number>, completed: Map<string, number>, seconds = 5): { originStart: number; nodesDownload: number } {
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+  const from = (xs: number[], rate: number) => Math.max(0, xs.findIndex((x) => x > 0.05 * rate));
+  const [origin, ...nodes] = timeline.hosts;
+  const originRate = nodeRates.get(origin!.host)!;
+  const start = from(origin!.txBitsPerSecond, originRate);
+  const originStart = mean(origin!.txBitsPerSecond.slice(start, start + Math.round(seconds / timeline.stepSeconds))) / originRate;
+  const shares: number[] = [];
+  for (const h of nodes) {
+    const done = completed.get(h.host);
+    const rate = nodeRates.get(h.host)!;
+    if (done === undefined) continue;
+    const first = from(h.rxBitsPerSecond, rate);
+    const until = Math.max(first + 1, Math.floor(done / timeline.stepSeconds));
+    shares.push(mean(h.rxBitsPerSecond.slice(first, until)) / rate);
+  }
+  return { originStart, nodesDownload: mean(shares) };
+}
