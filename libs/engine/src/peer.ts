@@ -4,9 +4,14 @@ import { RateMeter } from './rate-meter.js';
 import type { PeerConnection } from './peer-connection.js';
 import type { BlockRef } from '../../wire/src/messages.js';
 
-/** Requests we keep in flight to one peer: about three seconds of what it gives us. */
-export const PIPELINE_SECONDS = 3;
-/** Depth a new peer starts at, growing by one per block received (slow start). */
+/**
+ * Requests we keep in flight to one peer once slow start is over: half a second of what
+ * it gives us. Every request queued at a peer is served before one made after it, so the
+ * depth is also how long a piece it has just received waits before it reaches us (see
+ * decision 0015); half a second covers any round trip inside a fleet many times over.
+ */
+export const PIPELINE_SECONDS = 0.5;
+/** Depth a new peer starts at, growing by one per block received (slow start), and the least after. */
 export const INITIAL_PIPELINE = 16;
 /** Hard cap on requests in flight to one peer, whatever its rate. */
 export const MAX_PIPELINE = 1024;
@@ -115,12 +120,14 @@ export class Peer {
   /**
    * How many requests to keep in flight: slow start grows one per block received (so
    * the depth doubles every round trip, as TCP's window does) until the rate stops
-   * growing; after that, enough for PIPELINE_SECONDS of the measured rate. Never past
-   * the peer's reqq or our cap.
+   * growing; after that, enough for PIPELINE_SECONDS of the measured rate, and no less
+   * than INITIAL_PIPELINE. The depth slow start reached is not kept: it overshoots the
+   * rate by the round trips it took to notice the rate had stopped growing, and kept, it
+   * queued seconds of requests at every peer. Never past the peer's reqq or our cap.
    */
   pipelineDepth(blockLength: number): number {
     const byRate = Math.ceil((this.download.rate() * PIPELINE_SECONDS) / blockLength);
-    const depth = Math.max(byRate, this.slowStartDepth, 2);
+    const depth = Math.max(byRate, this.slowStart ? this.slowStartDepth : INITIAL_PIPELINE);
     return Math.min(depth, this.reqq, MAX_PIPELINE);
   }
 

@@ -112,8 +112,8 @@ export interface PeerStats {
 
 /**
  * Memory for pieces being assembled, hashed and written. 32 MiB holds two thousand
- * blocks in flight, more than three seconds at 300 MB/s from one peer, and keeps an
- * agent well under its memory target.
+ * blocks in flight, half a second (a pipeline, see PIPELINE_SECONDS) of 64 MB/s from all
+ * peers together, and keeps an agent well under its memory target.
  */
 export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
 /**
@@ -137,7 +137,7 @@ const MIN_OFFERS_PER_PEER = 2;
 /**
  * A peer's requests in flight are capped at this multiple of an equal share of the
  * request budget (the blocks of every piece we may assemble at once) among the peers
- * that unchoke us. Without a cap a fast peer's pipeline (3 s of its rate) took the whole
+ * that unchoke us. Without a cap a fast peer's pipeline (then 3 s of its rate) took the whole
  * budget, no new piece could be started for the others, and peers that had unchoked us
  * sat idle: at 16 nodes half of them got no request at all, their upload went unused,
  * and the last nodes finished on a few deep queues seconds after the rest.

@@ -15,10 +15,10 @@ const { cleanups, tempDir } = cleanupAfterEach();
  * pipeline to it grows deep, and from then on one request every `slowMs`: a peer whose
  * upload got busy with others.
  */
-async function tiringSeeder(info: TorrentDescriptor, data: Buffer, fastBlocks: number, slowMs: number): Promise<{ port: number; sent: () => number }> {
+async function tiringSeeder(info: TorrentDescriptor, data: Buffer, fastBlocks: number, slowMs: number): Promise<{ port: number; sent: () => number; queued: () => number }> {
   let sent = 0;
+  const queue: BlockRef[] = [];
   const port = await scriptedPeer(cleanups, '127.0.0.1', (socket, every) => {
-    const queue: BlockRef[] = [];
     const answer = (r: BlockRef) => {
       socket.write(pieceFrame(info, data, r));
       sent++;
@@ -46,7 +46,7 @@ async function tiringSeeder(info: TorrentDescriptor, data: Buffer, fastBlocks: n
     );
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
   });
-  return { port, sent: () => sent };
+  return { port, sent: () => sent, queued: () => queue.length };
 }
 
 describe('the request budget among peers that unchoke us', () => {
@@ -82,5 +82,36 @@ describe('the request budget among peers that unchoke us', () => {
     console.log(`tiring peer sent ${tiring.sent()} of ${info.pieceCount} pieces`);
     expect(tiring.sent()).toBeLessThan(info.pieceCount / 2);
     expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
+  }, 30_000);
+
+  it('holds half a second of a peer\'s rate once slow start is over, not the depth slow start grew to', async () => {
+    // A pipeline is a queue at the peer: a piece it has just received reaches us only after
+    // everything we asked before. Slow start grows the depth by one a block until the rate
+    // stops growing, and kept, that depth queued seconds of requests at every peer.
+    const pieceLength = 16 * 1024;
+    const data = randomBytes(3200 * pieceLength); // a whole number of bitfield bytes (the seeder sets every bit), and more than 15 s of it at the slow pace
+    const info = describeFile('depth.bin', data, pieceLength);
+    const tiring = await tiringSeeder(info, data, 150, 10);
+    const leecher = new Engine({ host: '127.0.0.1', port: 0 });
+    cleanups.push(() => leecher.close());
+    await leecher.listen();
+    await leecher.addTorrent(info, { dir: await tempDir(), mode: 'download', peers: [{ host: '127.0.0.1', port: tiring.port }] });
+
+    let peak = 0;
+    let settled = NaN;
+    const started = Date.now();
+    while (Date.now() - started < 15_000) {
+      await new Promise((r) => setTimeout(r, 50));
+      peak = Math.max(peak, tiring.queued());
+      if (peak > 150 && tiring.queued() < 80) {
+        settled = (Date.now() - started) / 1000;
+        break;
+      }
+    }
+    // At one block every 10 ms, half a second is about 50 requests; slow start had grown
+    // past the peer's reqq (250) by the time the rate stopped growing.
+    console.log(`requests queued at the peer: ${peak} at most, under 80 after ${settled} s; ${tiring.sent()} answered`);
+    expect(peak).toBeGreaterThan(150);
+    expect(settled).toBeLessThan(10);
   }, 30_000);
 });
