@@ -55,6 +55,17 @@ describe('fleet smoke: 4 nodes on namespace hosts, 32 MiB', () => {
     console.log(`fan-out: ${(bytesPerPacket / 1024).toFixed(1)} KiB a packet on the links, ${http.lastCopySeconds.toFixed(2)} s against a bound of ${http.boundSeconds.toFixed(2)} s`);
     expect(bytesPerPacket).toBeGreaterThan(12 * 1024);
 
+    // The link timeline reads the switch's side of every link: what it saw leave the origin
+    // adds up to the origin's own counter, and fan-out keeps the origin's link full.
+    const timeline = http.timeline;
+    expect(timeline.hosts.map((h) => h.host)).toEqual(http.hosts.map((h) => h.host));
+    const originSeen = timeline.hosts[0]!.txBitsPerSecond.reduce((a, b) => a + b, 0) * timeline.stepSeconds / 8;
+    console.log(`fan-out: origin sent ${(http.originSentBytes / MIB).toFixed(1)} MiB by its counter, ${(originSeen / MIB).toFixed(1)} MiB by the timeline; its link ${(http.linkUse.originStart * 100).toFixed(0)} % busy`);
+    expect(Math.abs(originSeen - http.originSentBytes) / http.originSentBytes).toBeLessThan(0.05);
+    expect(http.linkUse.originStart).toBeGreaterThan(0.85);
+    expect(timeline.cpuBusy.length).toBeGreaterThan(0);
+    for (const b of timeline.cpuBusy) expect(b >= 0 && b <= 1).toBe(true);
+
     const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
     expect(left).not.toContain(result.runId);
   });
