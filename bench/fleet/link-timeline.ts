@@ -64,8 +64,8 @@ export class LinkTimelineRecorder {
         const after = b.counters.get(h.switchDev);
         if (!before || !after || seconds <= 0) continue;
         // The switch port receives what the host sends, and sends what the host receives.
-        tx.push(((after.rx - before.rx) * 8) / seconds);
-        rx.push(((after.tx - before.tx) * 8) / seconds);
+        tx.push(Math.round(((after.rx - before.rx) * 8) / seconds));
+        rx.push(Math.round(((after.tx - before.tx) * 8) / seconds));
       }
       return { host: h.name, txBitsPerSecond: tx, rxBitsPerSecond: rx };
     });
@@ -73,7 +73,7 @@ export class LinkTimelineRecorder {
     for (let i = 1; i < this.samples.length; i++) {
       const a = this.samples[i - 1]!.cpu;
       const b = this.samples[i]!.cpu;
-      cpuBusy.push(b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : NaN);
+      cpuBusy.push(b.total > a.total ? Math.round(((b.busy - a.busy) / (b.total - a.total)) * 1000) / 1000 : NaN);
     }
     return { stepSeconds, hosts, cpuBusy };
   }

@@ -28,9 +28,11 @@ export function anchorFor(id: string, result: FleetResult): string {
   return `at 200 Mbit/s, 256 MiB: N=8 ${a[8] ?? '?'}`;
 }
 
-const f1 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(1));
-const pct = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : `${(x * 100).toFixed(0)} %`);
-const f2 = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(2));
+/** A figure, or a dash where there is none (a failed scenario, nothing to divide by). */
+const shown = (x: number | null | undefined, format: (x: number) => string) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : format(x));
+const f1 = (x: number | null | undefined) => shown(x, (v) => v.toFixed(1));
+const f2 = (x: number | null | undefined) => shown(x, (v) => v.toFixed(2));
+const pct = (x: number | null | undefined) => shown(x, (v) => `${(v * 100).toFixed(0)} %`);
 
 function nodeCpu(r: ScenarioResult): string {
   const nodes = r.hosts.filter((h) => h.role === 'node');
