@@ -109,6 +109,43 @@ describe('controller agent channel', () => {
     expect(metrics).toMatch(/^swarmship_controller_rollout_complete_ratio\{release="web@1"\} 1$/m);
   });
 
+  it('holds a read of a rollout (If-None-Match, Prefer: wait) until an agent report changes it', async () => {
+    const watched = await publish('watch', '1');
+    const holding: Holding = {
+      name: 'watch', version: '1', infoHash: watched.infoHash, state: 'downloading', verifiedBytes: 0, totalBytes: watched.bytes,
+      bytesFromOrigin: 0, bytesFromPeers: 0, bytesSent: 0,
+    };
+    await sync({ holdings: [holding] });
+    const first = await fetch(`${ctl.api}/releases/watch/1`, { headers: authHeaders() });
+    expect(first.status).toBe(200);
+    const tag = first.headers.get('etag')!;
+    expect(tag).toMatch(/^W\/"[\w-]+"$/);
+
+    // Nothing changes: 304 once the wait is over.
+    let started = Date.now();
+    const unchanged = await fetch(`${ctl.api}/releases/watch/1`, { headers: { ...authHeaders(), 'If-None-Match': tag, Prefer: 'wait=1' } });
+    expect(unchanged.status).toBe(304);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(unchanged.headers.get('preference-applied')).toBe('wait=1');
+    expect(unchanged.headers.get('etag')).toBe(tag);
+
+    // A report that leaves this rollout as it was does not answer; one that moves it does, at once.
+    started = Date.now();
+    const held = fetch(`${ctl.api}/releases/watch/1`, { headers: { ...authHeaders(), 'If-None-Match': tag, Prefer: 'wait=20' } });
+    await new Promise((r) => setTimeout(r, 300));
+    await firstValueFrom(client.send(AgentPatterns.progress, { token: AGENT_TOKEN, agentName: agent.name, holdings: [holding] }));
+    await new Promise((r) => setTimeout(r, 300));
+    const reportedAt = Date.now();
+    await firstValueFrom(client.send(AgentPatterns.progress, { token: AGENT_TOKEN, agentName: agent.name, holdings: [{ ...holding, verifiedBytes: 100_000, bytesFromOrigin: 100_000 }] }));
+    const changed = await held;
+    expect(changed.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+    expect(Date.now() - reportedAt).toBeLessThan(2_000);
+    expect(changed.headers.get('etag')).not.toBe(tag);
+    const status = (await changed.json()) as ReleaseStatus;
+    expect(status.rollout.nodes).toEqual([expect.objectContaining({ agent: 'node-a', verifiedBytes: 100_000 })]);
+  });
+
   it('stops offering a retired release', async () => {
     const { revision } = await sync();
     const polled = sync({ knownRevision: revision, waitMs: 20_000 });

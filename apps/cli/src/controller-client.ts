@@ -73,6 +73,20 @@ export class ControllerClient {
     return (await this.retrying(() => this.call('GET', path))) as T;
   }
 
+  /**
+   * GET with `If-None-Match: tag` and `Prefer: wait=waitSeconds`: the controller holds
+   * the answer until the resource changes or the wait is over. `body` is undefined when
+   * it has not changed (304); `tag` is undefined from a controller that sends no ETag.
+   */
+  async getWhenChanged<T>(path: string, tag: string | undefined, waitSeconds: number): Promise<{ body: T | undefined; tag: string | undefined }> {
+    const headers: Record<string, string> = {};
+    if (tag !== undefined) headers['if-none-match'] = tag;
+    if (tag !== undefined && waitSeconds > 0) headers.prefer = `wait=${Math.ceil(waitSeconds)}`;
+    const seen: { etag?: string } = {};
+    const body = (await this.retrying(() => this.call('GET', path, undefined, headers, seen))) as T | undefined;
+    return { body, tag: seen.etag };
+  }
+
   async delete<T>(path: string): Promise<T> {
     return (await this.retrying(() => this.call('DELETE', path))) as T;
   }
@@ -105,11 +119,17 @@ export class ControllerClient {
     }
   }
 
-  private call(method: string, path: string, payload?: { contentType: string; body: Buffer | Readable; length?: number }): Promise<unknown> {
+  private call(
+    method: string,
+    path: string,
+    payload?: { contentType: string; body: Buffer | Readable; length?: number },
+    extraHeaders: Record<string, string> = {},
+    seen: { etag?: string } = {},
+  ): Promise<unknown> {
     const url = new URL(`/api/v1${path}`, this.baseUrl);
     const send = url.protocol === 'https:' ? httpsRequest : request;
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, accept: 'application/json' };
+      const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, accept: 'application/json', ...extraHeaders };
       if (payload) {
         headers['content-type'] = payload.contentType;
         const length = Buffer.isBuffer(payload.body) ? payload.body.length : payload.length;
@@ -127,6 +147,9 @@ export class ControllerClient {
             body = text;
           }
           const status = res.statusCode ?? 0;
+          const etag = res.headers.etag;
+          if (etag !== undefined) seen.etag = etag;
+          if (status === 304) return resolve(undefined);
           if (status >= 200 && status < 300) return resolve(body);
           // Refused before the whole upload was sent: stop reading the file.
           if (payload && !Buffer.isBuffer(payload.body)) payload.body.destroy();

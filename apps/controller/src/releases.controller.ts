@@ -1,8 +1,8 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReleaseStatus } from '../../../libs/contracts/src/rest.js';
-import { badRequest, ControllerError, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
+import { badRequest, ControllerError, MAX_STATUS_WAIT_MS, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
 import { CORE } from './tokens.js';
 import { apiErrorSchema, publishFormSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
 
@@ -82,10 +82,30 @@ export class ReleasesController {
   @ApiOperation({ summary: "One release's rollout: nodes targeted, downloading, complete, failed; bytes by source; time to 50/90/100 %" })
   @ApiParam({ name: 'name' })
   @ApiParam({ name: 'version' })
-  @ApiResponse({ status: 200, schema: releaseStatusSchema })
+  @ApiHeader({ name: 'If-None-Match', required: false, description: 'The ETag of the rollout last seen: answered 304 if it has not changed.' })
+  @ApiHeader({ name: 'Prefer', required: false, description: 'wait=N (seconds, at most 30): with If-None-Match, hold the answer until an agent report changes the rollout or N seconds pass.' })
+  @ApiResponse({ status: 200, description: 'The release; its ETag changes whenever a targeted node\'s state or bytes do.', schema: releaseStatusSchema })
+  @ApiResponse({ status: 304, description: 'Unchanged since If-None-Match (after waiting, with Prefer: wait).' })
   @ApiResponse({ status: 404, description: 'No such release.', schema: apiErrorSchema })
-  status(@Param('name') name: string, @Param('version') version: string): ReleaseStatus {
-    return this.core.status(name, version);
+  async status(@Param('name') name: string, @Param('version') version: string, @Req() req: Request, @Res() res: ServerResponse): Promise<void> {
+    const raw = req.headers['if-none-match'];
+    const known = Array.isArray(raw) ? raw[0] : raw;
+    const prefer = req.headers.prefer;
+    const waitSeconds = preferredWaitSeconds(Array.isArray(prefer) ? prefer.join(',') : prefer);
+    const { status, tag } = await this.core.statusWhenChanged(name, version, known, known !== undefined ? waitSeconds * 1000 : 0);
+    res.setHeader('ETag', tag);
+    res.setHeader('Cache-Control', 'no-cache');
+    if (known !== undefined && waitSeconds > 0) res.setHeader('Preference-Applied', `wait=${waitSeconds}`);
+    if (known === tag) {
+      res.statusCode = 304;
+      res.end();
+      return;
+    }
+    const body = JSON.stringify(status);
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(body);
   }
 
   @Get(':name/:version/torrent')
@@ -113,6 +133,12 @@ export class ReleasesController {
   retire(@Param('name') name: string, @Param('version') version: string): Promise<ReleaseStatus> {
     return this.core.retire(name, version);
   }
+}
+
+/** `Prefer: wait=N` (RFC 7240) in seconds, capped at what the controller holds a read for; 0 without one. */
+export function preferredWaitSeconds(prefer: string | undefined): number {
+  const m = /(?:^|[,;\s])wait\s*=\s*"?(\d+)"?/i.exec(prefer ?? '');
+  return m ? Math.min(Number(m[1]), MAX_STATUS_WAIT_MS / 1000) : 0;
 }
 
 /** A JSON publish names a path: a few hundred bytes. More than this is not one. */

@@ -803,8 +803,10 @@ export class ReleaseAgent {
     }
     this.reportDirty = false;
     this.reporting = true;
+    let sent = false;
     try {
       await this.channel.progress({ token: this.config.token, agentName: this.config.name, holdings: this.holdings() });
+      sent = true;
       // The controller answers again: the sync loop need not sleep out its backoff.
       if (this.lastChannelError !== '') this.wake?.();
     } catch (err) {
@@ -813,6 +815,9 @@ export class ReleaseAgent {
     } finally {
       this.reporting = false;
     }
+    // A change while this report was on its way (a copy published) is told now, not at
+    // the next tick: `publish --wait` hears of the last node as soon as it is done.
+    if (sent && this.reportDirty && !this.stopping) void this.report();
   }
 }
 

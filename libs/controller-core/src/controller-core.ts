@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HashPool } from '../../hashing/src/hash-pool.js';
 import { TrackerCore } from '../../tracker/src/core.js';
 import type { AgentChannelError, AgentSyncResponse, DesiredRelease } from '../../contracts/src/agent-channel.js';
@@ -11,7 +12,7 @@ import { parseFileName, parseMetadata, parseReleaseName, parseReleaseVersion, pa
 import type { Logger } from './logger.js';
 import { OriginSeeder } from './origin.js';
 import { ReleaseStore, type PublishFields, type Release } from './release-store.js';
-import { releaseStatus } from './rollout.js';
+import { releaseStatus, rolloutTag } from './rollout.js';
 import { badRequest, ControllerError } from './errors.js';
 import { MultipartReader, multipartBoundary } from './multipart.js';
 import { openSigningKey, type ControllerSigningKey } from './signing-key.js';
@@ -24,6 +25,14 @@ export interface RawPublishFields {
   metadata?: unknown;
   unpack?: unknown;
 }
+
+/** The longest a read of a rollout may be held waiting for it to change (HTTP `Prefer: wait=…`). */
+export const MAX_STATUS_WAIT_MS = 30_000;
+/**
+ * Once a report wakes a held read, it waits this much longer for other agents' reports
+ * before answering: a fleet reports every second, and each answer costs a status.
+ */
+const REPORT_COALESCE_MS = 50;
 
 /** An agent-channel answer: the response, or the refusal the contract defines. */
 export type ChannelResult<T> = { ok: true; value: T } | { ok: false; error: AgentChannelError };
@@ -213,6 +222,24 @@ export class ControllerCore {
   status(name: string, version: string): ReleaseStatus {
     this.assertLoaded();
     return this.statusOf(this.store.get(name, version));
+  }
+
+  /**
+   * The release's status with its weak validator (`rolloutTag`); if that is `knownTag`,
+   * held until an agent's report changes it or `waitMs` (at most MAX_STATUS_WAIT_MS)
+   * passes, so a client following a rollout hears of each change at once without polling.
+   */
+  async statusWhenChanged(name: string, version: string, knownTag: string | undefined, waitMs: number): Promise<{ status: ReleaseStatus; tag: string }> {
+    const deadline = performance.now() + Math.min(Math.max(0, waitMs), MAX_STATUS_WAIT_MS);
+    let status = this.status(name, version);
+    while (rolloutTag(status) === knownTag && this.started) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      await this.fleet.nextReport(left);
+      await sleep(Math.max(0, Math.min(REPORT_COALESCE_MS, deadline - performance.now())));
+      status = this.status(name, version);
+    }
+    return { status, tag: rolloutTag(status) };
   }
 
   /** The public key agents verify release manifests with. */

@@ -43,6 +43,8 @@ const PRUNE_EVERY_MS = 1000;
 export class Fleet {
   private readonly agents = new Map<string, AgentRecord>();
   private readonly waiters = new Set<() => void>();
+  /** Readers of rollout status waiting for the next agent report (see nextReport). */
+  private readonly reportWaiters = new Set<() => void>();
   /** When the controller first saw each agent hold each release complete: a fallback for time-to-N %. */
   private readonly completedSeen = new Map<string, Map<string, number>>();
   /** Syncs being held right now, by agent: an agent waiting on one is alive, however long ago it wrote. */
@@ -85,10 +87,31 @@ export class Fleet {
     });
   }
 
-  /** Releases every held sync (shutdown). */
+  /** Releases every held sync and every wait for a report (shutdown). */
   wakeAll(): void {
-    const waiting = [...this.waiters];
+    const waiting = [...this.waiters, ...this.reportWaiters];
     this.waiters.clear();
+    this.reportWaiters.clear();
+    for (const wake of waiting) wake();
+  }
+
+  /** Resolves when any agent next syncs or reports progress, or after `waitMs`. */
+  nextReport(waitMs: number): Promise<void> {
+    if (waitMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.clock.clearTimeout(timer);
+        this.reportWaiters.delete(wake);
+        resolve();
+      };
+      const timer = this.clock.setTimeout(wake, waitMs);
+      this.reportWaiters.add(wake);
+    });
+  }
+
+  private reported(): void {
+    const waiting = [...this.reportWaiters];
+    this.reportWaiters.clear();
     for (const wake of waiting) wake();
   }
 
@@ -97,6 +120,7 @@ export class Fleet {
     this.prune(now);
     this.agents.set(identity.name, { name: identity.name, identity, holdings, lastSeen: now });
     this.noteCompletions(identity.name, holdings, now);
+    this.reported();
   }
 
   recordProgress(agentName: string, holdings: Holding[]): void {
@@ -105,6 +129,7 @@ export class Fleet {
     const known = this.agents.get(agentName);
     this.agents.set(agentName, { name: agentName, identity: known?.identity, holdings, lastSeen: now });
     this.noteCompletions(agentName, holdings, now);
+    this.reported();
   }
 
   private noteCompletions(agent: string, holdings: Holding[], now: number): void {

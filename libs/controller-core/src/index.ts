@@ -1,10 +1,10 @@
-export { ControllerCore, type RawPublishFields, type ChannelResult } from './controller-core.js';
+export { ControllerCore, MAX_STATUS_WAIT_MS, type RawPublishFields, type ChannelResult } from './controller-core.js';
 export { ControllerMetrics } from './metrics.js';
 export { loadControllerConfig, ensureTokens, ConfigError, byteRate, type ControllerConfig, type ConfigSources } from './config.js';
 export { ControllerError, type ControllerErrorCode, badRequest, isNoSpace } from './errors.js';
 export { ReleaseStore, type Release, type ReleaseRecord, type PublishFields } from './release-store.js';
 export { Fleet, MAX_SYNC_WAIT_MS, type AgentRecord, type FleetClock } from './fleet.js';
-export { releaseStatus, completeRatio } from './rollout.js';
+export { releaseStatus, completeRatio, rolloutTag } from './rollout.js';
 export { OriginSeeder } from './origin.js';
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export { secretsEqual, bearerToken } from './auth.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Holding } from '../../contracts/src/agent-channel.js';
 import type { ReleaseStatus, RolloutNode, RolloutNodeState } from '../../contracts/src/rest.js';
 import type { AgentRecord } from './fleet.js';
@@ -83,6 +84,18 @@ function nodeState(holding: Holding | undefined): RolloutNodeState {
     default:
       return 'pending';
   }
+}
+
+/**
+ * A weak validator (HTTP ETag) of a release's rollout: it changes when any targeted
+ * node's state or bytes change, or the release is retired. The origin's bytes sent are
+ * left out: they move with every piece the origin sends, and a reader waiting for the
+ * rollout to change would otherwise never wait.
+ */
+export function rolloutTag(status: ReleaseStatus): string {
+  const { originBytesSent: _origin, ...rollout } = status.rollout;
+  const digest = createHash('sha1').update(JSON.stringify([status.infoHash, status.retiredAt ?? null, rollout])).digest('base64url');
+  return `W/"${digest.slice(0, 20)}"`;
 }
 
 /** Share of targeted nodes complete, 0 to 1 (0 while no node is targeted: nothing has arrived anywhere). */

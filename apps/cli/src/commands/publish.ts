@@ -97,10 +97,18 @@ export const publishCommand: Command = {
 /** How long --wait waits for at least one agent to be targeted before giving up. */
 const NO_TARGET_GRACE_MS = 30_000;
 
-/** Polls the release until enough targeted nodes are complete; prints who failed or lags otherwise. */
+/**
+ * How long one read of the rollout may be held by the controller: it answers as soon as
+ * an agent's report changes the rollout, and the progress bar is redrawn at least this often.
+ */
+const ROLLOUT_WAIT_SECONDS = 5;
+
+/** Follows the release until enough targeted nodes are complete; prints who failed or lags otherwise. */
 async function followRollout(client: ControllerClient, io: CommandIo, name: string, version: string, minReady: number, timeoutMs: number, json: boolean): Promise<number> {
   const started = performance.now();
-  let status = await client.get<ReleaseStatus>(releasePath(name, version));
+  const path = releasePath(name, version);
+  let { body: status, tag } = await client.getWhenChanged<ReleaseStatus>(path, undefined, 0);
+  if (!status) throw new Error(`GET ${path}: no release status in the answer`);
   const bar = progressReporter(io, { json, label: 'rollout', total: Math.max(1, status.rollout.targeted) * status.bytes });
   const interrupted = io.interrupted.then(() => 'interrupted' as const);
   for (;;) {
@@ -116,9 +124,16 @@ async function followRollout(client: ControllerClient, io: CommandIo, name: stri
     // A selector nothing matches (a typo, a label not rolled out yet) would otherwise hold a
     // CI job for the whole timeout: agents that exist sync within seconds.
     if (r.targeted === 0 && performance.now() - started > NO_TARGET_GRACE_MS) break;
-    const tick = new Promise((res) => setTimeout(res, 1000));
-    if ((await Promise.race([tick, interrupted])) === 'interrupted') break;
-    status = await client.get<ReleaseStatus>(releasePath(name, version));
+    // Held by the controller until the rollout changes; a controller that sends no ETag
+    // cannot hold reads, and is asked once a second instead.
+    const next =
+      tag !== undefined
+        ? client.getWhenChanged<ReleaseStatus>(path, tag, Math.min(ROLLOUT_WAIT_SECONDS, Math.max(1, (timeoutMs - (performance.now() - started)) / 1000)))
+        : new Promise((res) => setTimeout(res, 1000)).then(() => client.getWhenChanged<ReleaseStatus>(path, undefined, 0));
+    const answer = await Promise.race([next, interrupted]);
+    if (answer === 'interrupted') break;
+    if (answer.body) status = answer.body;
+    tag = answer.tag;
   }
   const r = status.rollout;
   bar.finish({ complete: r.complete, targeted: r.targeted, failed: r.failed, outcome: 'incomplete' });
