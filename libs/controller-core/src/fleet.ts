@@ -68,51 +68,37 @@ export class Fleet {
   /** The desired state changed (a release published or retired): wake every waiting agent. */
   bump(): void {
     this.rev++;
-    const waiting = [...this.waiters];
-    this.waiters.clear();
-    for (const wake of waiting) wake();
+    wakeEvery(this.waiters);
   }
 
   /** Resolves at once if `known` is stale, else when the revision changes or `waitMs` passes. */
   waitForChange(known: number, waitMs: number): Promise<void> {
     if (known !== this.rev || waitMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        this.clock.clearTimeout(timer);
-        this.waiters.delete(wake);
-        resolve();
-      };
-      const timer = this.clock.setTimeout(wake, Math.min(waitMs, MAX_SYNC_WAIT_MS));
-      this.waiters.add(wake);
-    });
+    return this.waitIn(this.waiters, Math.min(waitMs, MAX_SYNC_WAIT_MS));
   }
 
   /** Releases every held sync and every wait for a report (shutdown). */
   wakeAll(): void {
-    const waiting = [...this.waiters, ...this.reportWaiters];
-    this.waiters.clear();
-    this.reportWaiters.clear();
-    for (const wake of waiting) wake();
+    wakeEvery(this.waiters);
+    wakeEvery(this.reportWaiters);
   }
 
   /** Resolves when any agent next syncs or reports progress, or after `waitMs`. */
   nextReport(waitMs: number): Promise<void> {
-    if (waitMs <= 0) return Promise.resolve();
+    return waitMs <= 0 ? Promise.resolve() : this.waitIn(this.reportWaiters, waitMs);
+  }
+
+  /** Resolves when `waiters` are woken, or after `ms`. */
+  private waitIn(waiters: Set<() => void>, ms: number): Promise<void> {
     return new Promise((resolve) => {
       const wake = () => {
         this.clock.clearTimeout(timer);
-        this.reportWaiters.delete(wake);
+        waiters.delete(wake);
         resolve();
       };
-      const timer = this.clock.setTimeout(wake, waitMs);
-      this.reportWaiters.add(wake);
+      const timer = this.clock.setTimeout(wake, ms);
+      waiters.add(wake);
     });
-  }
-
-  private reported(): void {
-    const waiting = [...this.reportWaiters];
-    this.reportWaiters.clear();
-    for (const wake of waiting) wake();
   }
 
   recordSync(identity: AgentIdentity, holdings: Holding[]): void {
@@ -120,7 +106,7 @@ export class Fleet {
     this.prune(now);
     this.agents.set(identity.name, { name: identity.name, identity, holdings, lastSeen: now });
     this.noteCompletions(identity.name, holdings, now);
-    this.reported();
+    wakeEvery(this.reportWaiters);
   }
 
   recordProgress(agentName: string, holdings: Holding[]): void {
@@ -129,7 +115,7 @@ export class Fleet {
     const known = this.agents.get(agentName);
     this.agents.set(agentName, { name: agentName, identity: known?.identity, holdings, lastSeen: now });
     this.noteCompletions(agentName, holdings, now);
-    this.reported();
+    wakeEvery(this.reportWaiters);
   }
 
   private noteCompletions(agent: string, holdings: Holding[], now: number): void {
@@ -187,4 +173,11 @@ export class Fleet {
       this.completedSeen.delete(name);
     }
   }
+}
+
+/** Wakes everyone waiting in `waiters` (each wake removes itself; the set is emptied first). */
+function wakeEvery(waiters: Set<() => void>): void {
+  const waiting = [...waiters];
+  waiters.clear();
+  for (const wake of waiting) wake();
 }
