@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { runFleet } from '../bench/fleet/harness.js';
+import { bitsOf } from '../bench/fleet/link-timeline.js';
 import { netnsUnavailableReason } from '../bench/fleet/network.js';
 import { httpFanout } from '../bench/fleet/scenarios/http.js';
 import { swarmshipFleet } from '../bench/fleet/scenarios/swarmship.js';
@@ -59,7 +60,7 @@ describe('fleet smoke: 4 nodes on namespace hosts, 32 MiB', () => {
     // adds up to the origin's own counter, and fan-out keeps the origin's link full.
     const timeline = http.timeline;
     expect(timeline.hosts.map((h) => h.host)).toEqual(http.hosts.map((h) => h.host));
-    const originSeen = timeline.hosts[0]!.txBitsPerSecond.reduce((a, b) => a + b, 0) * timeline.stepSeconds / 8;
+    const originSeen = bitsOf(timeline, timeline.hosts[0]!.txBitsPerSecond) / 8;
     console.log(`fan-out: origin sent ${(http.originSentBytes / MIB).toFixed(1)} MiB by its counter, ${(originSeen / MIB).toFixed(1)} MiB by the timeline; its link ${(http.linkUse.originStart * 100).toFixed(0)} % busy`);
     expect(Math.abs(originSeen - http.originSentBytes) / http.originSentBytes).toBeLessThan(0.05);
     expect(http.linkUse.originStart).toBeGreaterThan(0.85);

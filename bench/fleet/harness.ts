@@ -239,7 +239,7 @@ async function runScenario(
   let end = NaN;
   let milestones: Record<string, number> = {};
   const links = new LinkTimelineRecorder(net);
-  let timeline: LinkTimeline = { stepSeconds: 0, hosts: [], cpuBusy: [] };
+  let timeline: LinkTimeline = { stepSeconds: 0, stepEndsSeconds: [], hosts: [], cpuBusy: [] };
   try {
     await scenario.setup(ctx);
     for (const r of running) {

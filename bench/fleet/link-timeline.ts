@@ -16,8 +16,10 @@ import { Child } from '../lib/proc.js';
 import type { FleetNetwork } from './network.js';
 
 export interface LinkTimeline {
-  /** Seconds between samples. */
+  /** Seconds between samples, as asked; a busy machine stretches some (see stepEndsSeconds). */
   stepSeconds: number;
+  /** When each step ended, seconds from the first sample: bytes in a step are its rate times its own length. */
+  stepEndsSeconds: number[];
   /** Per host (origin first, as FleetNetwork.hosts), per step: bits per second sent and received. */
   hosts: { host: string; txBitsPerSecond: number[]; rxBitsPerSecond: number[] }[];
   /** Per step: the share of the machine's CPU time that was busy (all hosts share it). */
@@ -75,7 +77,9 @@ export class LinkTimelineRecorder {
       const b = this.samples[i]!.cpu;
       cpuBusy.push(b.total > a.total ? Math.round(((b.busy - a.busy) / (b.total - a.total)) * 1000) / 1000 : NaN);
     }
-    return { stepSeconds, hosts, cpuBusy };
+    const first = this.samples[0]?.at ?? 0;
+    const stepEndsSeconds = this.samples.slice(1).map((x) => Math.round(x.at - first) / 1000);
+    return { stepSeconds, stepEndsSeconds, hosts, cpuBusy };
   }
 
   private sample(): void {
@@ -98,6 +102,14 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
+/** Bits a series of per-step rates adds up to over steps [from, to), each step taken at its own length. */
+export function bitsOf(timeline: LinkTimeline, rates: number[], from = 0, to = rates.length): number {
+  const ends = timeline.stepEndsSeconds;
+  let bits = 0;
+  for (let i = from; i < to; i++) bits += rates[i]! * ((ends[i] ?? 0) - (ends[i - 1] ?? 0));
+  return bits;
+}
+
 /** /proc/net/dev: per interface, bytes received and sent. */
 export function parseNetDev(text: string): Map<string, { rx: number; tx: number }> {
   const out = new Map<string, { rx: number; tx: number }>();
@@ -118,20 +130,31 @@ export function parseNetDev(text: string): Map<string, { rx: number; tx: number 
  * so the time before (a publish, a tracker round) is left out of both: it is in the times.
  */
 export function linkUse(timeline: LinkTimeline, nodeRates: Map<string, number>, completed: Map<string, number>, seconds = 5): { originStart: number; nodesDownload: number } {
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-  const from = (xs: number[], rate: number) => Math.max(0, xs.findIndex((x) => x > 0.05 * rate));
+  const ends = timeline.stepEndsSeconds;
+  const begins = (i: number) => ends[i - 1] ?? 0;
+  /** The step holding time `t` (seconds from the start). */
+  const stepAt = (t: number) => {
+    const i = ends.findIndex((end) => end >= t);
+    return i < 0 ? ends.length : i;
+  };
+  /** Mean rate over steps [from, to), each weighted by its length. */
+  const meanRate = (rates: number[], from: number, to: number) => {
+    const length = (ends[to - 1] ?? 0) - begins(from);
+    return length > 0 ? bitsOf(timeline, rates, from, to) / length : NaN;
+  };
+  const firstBusy = (rates: number[], rate: number) => Math.max(0, rates.findIndex((x) => x > 0.05 * rate));
   const [origin, ...nodes] = timeline.hosts;
   const originRate = nodeRates.get(origin!.host)!;
-  const start = from(origin!.txBitsPerSecond, originRate);
-  const originStart = mean(origin!.txBitsPerSecond.slice(start, start + Math.round(seconds / timeline.stepSeconds))) / originRate;
+  const start = firstBusy(origin!.txBitsPerSecond, originRate);
+  const originStart = meanRate(origin!.txBitsPerSecond, start, Math.min(origin!.txBitsPerSecond.length, stepAt(begins(start) + seconds))) / originRate;
   const shares: number[] = [];
   for (const h of nodes) {
     const done = completed.get(h.host);
-    const rate = nodeRates.get(h.host)!;
     if (done === undefined) continue;
-    const first = from(h.rxBitsPerSecond, rate);
-    const until = Math.max(first + 1, Math.floor(done / timeline.stepSeconds));
-    shares.push(mean(h.rxBitsPerSecond.slice(first, until)) / rate);
+    const rate = nodeRates.get(h.host)!;
+    const first = firstBusy(h.rxBitsPerSecond, rate);
+    shares.push(meanRate(h.rxBitsPerSecond, first, Math.max(first + 1, stepAt(done))) / rate);
   }
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN);
   return { originStart, nodesDownload: mean(shares) };
 }

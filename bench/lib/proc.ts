@@ -117,14 +117,19 @@ export interface Line {
 }
 
 const live = new Set<Child>();
+/** How many of a child's stderr lines are kept: enough for a controller's or agent's log over a run. */
+const STDERR_LINES = 20_000;
 
 /** A child whose stdout is read as lines, each stamped with its arrival time. */
 export class Child {
   readonly process: ChildProcess;
   readonly pid: number;
   readonly lines: Line[] = [];
+  /** Its stderr as lines (where programs log), the last STDERR_LINES of them. */
+  readonly errLines: Line[] = [];
   private stderrTail = '';
   private partial = '';
+  private errPartial = '';
   private watchers: ((line: Line) => void)[] = [];
   readonly exited: Promise<number | string | null>;
 
@@ -160,7 +165,13 @@ export class Child {
       }
     });
     this.process.stderr?.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4000);
+      const at = performance.now();
+      const text = chunk.toString('utf8');
+      this.stderrTail = (this.stderrTail + text).slice(-4000);
+      const parts = (this.errPartial + text).split('\n');
+      this.errPartial = parts.pop() ?? '';
+      for (const line of parts) this.errLines.push({ text: line, json: parseJson(line), at });
+      if (this.errLines.length > STDERR_LINES) this.errLines.splice(0, this.errLines.length - STDERR_LINES);
     });
   }
 

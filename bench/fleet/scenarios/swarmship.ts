@@ -34,6 +34,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
   const agentToken = randomBytes(16).toString('hex');
   const agents = new Map<string, Child>();
   let publish: Child | undefined;
+  let controller: Child | undefined;
   let publishExit: Promise<{ at: number; code: number | string | null }> | undefined;
   const env = { SWARMSHIP_TOKEN: apiToken, SWARMSHIP_AGENT_TOKEN: agentToken, SWARMSHIP_CONFIG: '' };
   return {
@@ -43,7 +44,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
     notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included; the controller chooses the piece length itself (256 KiB up to 512 MiB), --piece-length applies to the other scenarios',
     async setup(ctx: ScenarioContext) {
       const origin = ctx.net.origin;
-      const controller = ctx.spawn(
+      controller = ctx.spawn(
         origin,
         'controller',
         process.execPath,
@@ -99,6 +100,9 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
       // Every piece verified; 'published' follows once the copy is in place and served again.
       const downloaded = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'downloaded')?.at).filter((t): t is number => t !== undefined);
       if (downloaded.length) out['last agent downloaded'] = Math.max(...downloaded);
+      // From here the origin seeds like any peer: what it sends after is on top of its one copy.
+      const ended = controller?.errLines.find((l) => l.json?.msg === 'super-seed-ended')?.at;
+      if (ended !== undefined) out['origin: super-seeding ended (a full copy outside)'] = ended;
       return out;
     },
     agent: (node) => agents.get(node),
