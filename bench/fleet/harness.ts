@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Child, killAllChildren, Sampler } from '../lib/proc.js';
 import { findRoot, fmtBytes, generateRandomFile as generate, sha1Of } from '../lib/files.js';
 import { deleteAllNamespaces, FleetNetwork, type Host, type LinkCounters } from './network.js';
-import { LinkTimelineRecorder, linkUse, machineCpu, type LinkTimeline } from './link-timeline.js';
+import { busyShare, LinkTimelineRecorder, linkUse, machineCpu, type LinkTimeline } from './link-timeline.js';
 import type { Artifact, NodeCopy, Scenario, ScenarioContext } from './scenario.js';
 
 /** Shared with the fleet's command line and report. */
@@ -239,7 +239,7 @@ async function runScenario(
   let end = NaN;
   let milestones: Record<string, number> = {};
   const links = new LinkTimelineRecorder(net);
-  let timeline: LinkTimeline = { stepSeconds: 0, stepEndsSeconds: [], hosts: [], cpuBusy: [] };
+  let timeline: LinkTimeline = { stepEndsSeconds: [], hosts: [], cpuBusy: [] };
   try {
     await scenario.setup(ctx);
     for (const r of running) {
@@ -350,7 +350,7 @@ async function runScenario(
     linkBytes,
     linkBytesPerNTimesSize: linkBytes / (n * size),
     linkPackets,
-    hostCpuBusyPercent: busyPercent(cpuBefore, cpuAfter),
+    hostCpuBusyPercent: busyShare(cpuBefore, cpuAfter) * 100,
     hosts,
     curve: [...nodeTimes].sort((a, b) => a - b),
     milestones,
@@ -378,11 +378,3 @@ function summarize(times: number[]): CompletionSummary | null {
   const s = [...times].sort((a, b) => a - b);
   return { count: s.length, firstSeconds: s[0]!, p50Seconds: percentile(s, 50), p90Seconds: percentile(s, 90), lastSeconds: s[s.length - 1]! };
 }
-
-function busyPercent(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
-  const total = b.total - a.total;
-  return total > 0 ? ((b.busy - a.busy) / total) * 100 : NaN;
-}
-
-
-

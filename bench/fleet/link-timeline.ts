@@ -16,9 +16,10 @@ import { Child } from '../lib/proc.js';
 import type { FleetNetwork } from './network.js';
 
 export interface LinkTimeline {
-  /** Seconds between samples, as asked; a busy machine stretches some (see stepEndsSeconds). */
-  stepSeconds: number;
-  /** When each step ended, seconds from the first sample: bytes in a step are its rate times its own length. */
+  /**
+   * When each step ended, seconds from the first sample. Steps are asked for every 250 ms,
+   * but a busy machine stretches some: a step's bytes are its rate times its own length.
+   */
   stepEndsSeconds: number[];
   /** Per host (origin first, as FleetNetwork.hosts), per step: bits per second sent and received. */
   hosts: { host: string; txBitsPerSecond: number[]; rxBitsPerSecond: number[] }[];
@@ -54,7 +55,6 @@ export class LinkTimelineRecorder {
   stop(): LinkTimeline {
     clearInterval(this.timer);
     this.sample();
-    const stepSeconds = this.stepMs / 1000;
     const hosts = this.net.hosts.map((h) => {
       const tx: number[] = [];
       const rx: number[] = [];
@@ -64,10 +64,12 @@ export class LinkTimelineRecorder {
         const seconds = (b.at - a.at) / 1000;
         const before = a.counters.get(h.switchDev);
         const after = b.counters.get(h.switchDev);
-        if (!before || !after || seconds <= 0) continue;
         // The switch port receives what the host sends, and sends what the host receives.
-        tx.push(Math.round(((after.rx - before.rx) * 8) / seconds));
-        rx.push(Math.round(((after.tx - before.tx) * 8) / seconds));
+        // A step without counters (the holder not in the namespace yet) counts as idle, so
+        // every series keeps one value per step.
+        const ok = before && after && seconds > 0;
+        tx.push(ok ? Math.round(((after.rx - before.rx) * 8) / seconds) : 0);
+        rx.push(ok ? Math.round(((after.tx - before.tx) * 8) / seconds) : 0);
       }
       return { host: h.name, txBitsPerSecond: tx, rxBitsPerSecond: rx };
     });
@@ -75,11 +77,11 @@ export class LinkTimelineRecorder {
     for (let i = 1; i < this.samples.length; i++) {
       const a = this.samples[i - 1]!.cpu;
       const b = this.samples[i]!.cpu;
-      cpuBusy.push(b.total > a.total ? Math.round(((b.busy - a.busy) / (b.total - a.total)) * 1000) / 1000 : NaN);
+      cpuBusy.push(Math.round(busyShare(a, b) * 1000) / 1000);
     }
     const first = this.samples[0]?.at ?? 0;
     const stepEndsSeconds = this.samples.slice(1).map((x) => Math.round(x.at - first) / 1000);
-    return { stepSeconds, stepEndsSeconds, hosts, cpuBusy };
+    return { stepEndsSeconds, hosts, cpuBusy };
   }
 
   private sample(): void {
@@ -100,6 +102,11 @@ export function machineCpu(): { busy: number; total: number } {
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = (f[3] ?? 0) + (f[4] ?? 0);
   return { busy: total - idle, total };
+}
+
+/** The share of the machine's CPU time that was busy between two machineCpu() readings. */
+export function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : NaN;
 }
 
 /** Bits a series of per-step rates adds up to over steps [from, to), each step taken at its own length. */

@@ -48,8 +48,9 @@ function nodeRss(r: ScenarioResult): string {
 
 /** Seconds of the scenario when the whole machine was at least 95 % busy. */
 function saturatedSeconds(r: ScenarioResult): number {
-  const t = r.timeline;
-  return t ? t.cpuBusy.filter((b) => b >= 0.95).length * t.stepSeconds : NaN;
+  const ends = r.timeline?.stepEndsSeconds;
+  if (!ends) return NaN;
+  return r.timeline.cpuBusy.reduce((sum, busy, i) => (busy >= 0.95 ? sum + ends[i]! - (ends[i - 1] ?? 0) : sum), 0);
 }
 
 function origin(r: ScenarioResult) {

@@ -137,10 +137,10 @@ const MIN_OFFERS_PER_PEER = 2;
 /**
  * A peer's requests in flight are capped at this multiple of an equal share of the
  * request budget (the blocks of every piece we may assemble at once) among the peers
- * that unchoke us. Without a cap a fast peer's pipeline (then 3 s of its rate) took the whole
- * budget, no new piece could be started for the others, and peers that had unchoked us
- * sat idle: at 16 nodes half of them got no request at all, their upload went unused,
- * and the last nodes finished on a few deep queues seconds after the rest.
+ * that unchoke us. Without a cap a fast peer's pipeline (then 3 s of its rate) took the
+ * whole budget, no new piece could be started for the others, and peers that had
+ * unchoked us sat idle: at 16 nodes half of them got no request at all, their upload
+ * went unused, and the last nodes finished on a few deep queues seconds after the rest.
  */
 const REQUEST_SHARE_FACTOR = 1.5;
 const TICK_MS = 1000;
