@@ -100,8 +100,8 @@ export class ControllerClient {
    * Streams the body `open` returns as the request body (called again for a retry);
    * `length` lets the server check free space first.
    */
-  async postStream<T>(path: string, open: () => Readable, length: number): Promise<T> {
-    return (await this.retrying(() => this.call('POST', path, { contentType: 'application/octet-stream', body: open(), length }))) as T;
+  async postStream<T>(path: string, open: () => Readable, length: number, contentType = 'application/octet-stream', headers: Record<string, string> = {}): Promise<T> {
+    return (await this.retrying(() => this.call('POST', path, { contentType, body: open(), length }, headers))) as T;
   }
 
   /** Runs `attempt` again while the controller answers 503, as long as its Retry-After says, for a minute at most. */

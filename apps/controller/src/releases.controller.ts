@@ -1,7 +1,7 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ReleaseStatus } from '../../../libs/contracts/src/rest.js';
+import { ANNOUNCED_UPLOAD_TYPE, type ReleaseStatus } from '../../../libs/contracts/src/rest.js';
 import { badRequest, ControllerError, MAX_STATUS_WAIT_MS, type ControllerCore, type RawPublishFields } from '../../../libs/controller-core/src/index.js';
 import { CORE } from './tokens.js';
 import { apiErrorSchema, publishFormSchema, publishFromPathSchema, releaseStatusSchema } from './openapi.js';
@@ -26,9 +26,14 @@ export class ReleasesController {
       'Either the artifact itself as the request body (application/octet-stream, streamed to disk, never held in memory) with the ' +
       'release fields as query parameters or X-Swarmship-<Field> headers; or multipart/form-data with the fields as form fields ' +
       'before the file part (also streamed); or JSON naming a file or directory already on the ' +
-      "controller's volume. The controller makes the torrent, lists it with its tracker and starts seeding it.",
+      "controller's volume. The controller makes the torrent, lists it with its tracker and starts seeding it. " +
+      `An uploader that hashes first sends ${ANNOUNCED_UPLOAD_TYPE}: the body opens with the SHA-1 of every piece (20 bytes each), ` +
+      'then the SHA-256 of every piece (32 bytes each), then the artifact, with X-Swarmship-Size (the artifact\'s bytes), ' +
+      "X-Swarmship-Piece-Length and X-Swarmship-Sha256 (the artifact's, hex) headers: the release is listed and agents start " +
+      'as soon as the digests are in, each piece is seeded once it has landed and matches them, and the answer comes when ' +
+      'the last has. If the bytes then fail, the release is withdrawn (400) and nothing of it is kept.',
   })
-  @ApiConsumes('application/octet-stream', 'multipart/form-data', 'application/json')
+  @ApiConsumes('application/octet-stream', ANNOUNCED_UPLOAD_TYPE, 'multipart/form-data', 'application/json')
   @ApiBody({ schema: { oneOf: [{ type: 'string', format: 'binary' }, publishFormSchema, publishFromPathSchema] } })
   @ApiQuery({ name: 'name', required: false, description: 'Release name (streamed form).' })
   @ApiQuery({ name: 'version', required: false, description: 'Release version (streamed form).' })
@@ -56,6 +61,16 @@ export class ReleasesController {
         field('filename'),
         req,
         declared,
+      );
+    }
+    if (type === ANNOUNCED_UPLOAD_TYPE) {
+      const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
+      const length = req.headers['content-length'];
+      return this.core.publishAnnounced(
+        { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack') },
+        field('filename'),
+        req as AsyncIterable<Buffer>,
+        { size: req.headers[FIELD_HEADER + 'size'], pieceLength: req.headers[FIELD_HEADER + 'piece-length'], sha256: req.headers[FIELD_HEADER + 'sha256'], contentLength: length === undefined ? undefined : Number(length) },
       );
     }
     if (type === 'multipart/form-data') {

@@ -92,3 +92,16 @@ export interface SigningKeyInfo {
   /** SPKI PEM. */
   publicKey: string;
 }
+
+/**
+ * The content type of a publish whose digests come ahead of its bytes: the body is the
+ * SHA-1 of every piece (20 bytes each), then the SHA-256 of every piece (32 bytes each),
+ * then the artifact; headers X-Swarmship-Size (the artifact's bytes), -Piece-Length and
+ * -Sha256 (the artifact's, hex) describe it. The controller makes the torrent from the
+ * digests before the first byte of the artifact, and the fleet starts while the rest
+ * arrives (docs/decisions/0016).
+ */
+export const ANNOUNCED_UPLOAD_TYPE = 'application/vnd.swarmship.pieces-first';
+
+/** Digest bytes per piece at the start of such a body. */
+export const DIGEST_BYTES_PER_PIECE = 20 + 32;

@@ -15,6 +15,7 @@ import { ReleaseStore, type PublishFields, type Release } from './release-store.
 import { releaseStatus, rolloutTag } from './rollout.js';
 import { badRequest, ControllerError } from './errors.js';
 import { MultipartReader, multipartBoundary } from './multipart.js';
+import { claimOf, parseUploadClaim, readOpening, type RawUploadClaim } from './announced-upload.js';
 import { openSigningKey, type ControllerSigningKey } from './signing-key.js';
 
 /** Publish fields as they arrive (query string, headers or JSON), before validation. */
@@ -131,6 +132,36 @@ export class ControllerCore {
     const fields = parsePublishFields(raw);
     const name = parseFileName(fileName ?? 'artifact', 'filename');
     return this.publishOnce(fields, () => this.store.publishStream(fields, name, body, declaredBytes));
+  }
+
+  /**
+   * An upload whose piece digests open its body (ANNOUNCED_UPLOAD_TYPE): the release is
+   * listed, seeded and sent to agents as soon as its torrent is made from them, and the
+   * origin offers each piece as it lands. A failed upload withdraws the release.
+   */
+  async publishAnnounced(raw: RawPublishFields, fileName: unknown, body: AsyncIterable<Buffer>, rawClaim: RawUploadClaim): Promise<ReleaseStatus> {
+    this.assertLoaded();
+    const fields = parsePublishFields(raw);
+    const name = parseFileName(fileName ?? 'artifact', 'filename');
+    const parsed = parseUploadClaim(rawClaim);
+    return this.publishOnce(fields, async () => {
+      const { opening, rest } = await readOpening(body, parsed.digestBytes);
+      return this.store.publishAnnounced(fields, name, rest, claimOf(parsed, opening), {
+        opened: async (release) => {
+          this.tracker.allow(release.metainfo.infoHash);
+          await this.origin.seedGrowing(release);
+          this.fleet.bump();
+          this.log.info('release opened', { release: label(release), infoHash: release.record.infoHash, bytes: release.record.bytes });
+        },
+        pieceLanded: (release, index) => this.origin.pieceLanded(release.record.infoHash, index),
+        withdrawn: async (release) => {
+          this.tracker.disallow(release.metainfo.infoHash);
+          await this.origin.unseed(release.record.infoHash);
+          this.fleet.bump();
+          this.log.info('release withdrawn: its upload failed', { release: label(release) });
+        },
+      });
+    });
   }
 
   /**

@@ -63,6 +63,26 @@ export class OriginSeeder {
       await this.engine.removeTorrent(key);
       throw new Error(`${release.contentPath} no longer matches the release's torrent (${torrent.stats().verifiedPieces} of ${release.metainfo.pieceCount} pieces verify)`);
     }
+    this.track(release, torrent);
+  }
+
+  /**
+   * Seeds a release whose upload is still arriving: each piece from when pieceLanded()
+   * says it is on disk and verified, so the fleet starts before the last byte is in.
+   */
+  async seedGrowing(release: Release): Promise<void> {
+    const key = release.record.infoHash;
+    if (this.torrents.has(key)) throw new Error(`release ${key} is seeded already`);
+    const torrent = await this.engine.addTorrent(release.metainfo, { contentPath: release.contentPath, mode: 'growing', superSeed: this.options.superSeed, directIo: true });
+    this.track(release, torrent);
+  }
+
+  pieceLanded(infoHash: string, index: number): void {
+    this.torrents.get(infoHash)?.pieceLanded(index);
+  }
+
+  private track(release: Release, torrent: Torrent): void {
+    const key = release.record.infoHash;
     const fields = { release: `${release.record.name}@${release.record.version}`, infoHash: key };
     torrent.on('super-seed-ended', () => this.options.onEvent?.('super-seed-ended', fields));
     torrent.on('error', (err: Error) => this.options.onEvent?.('seed-error', { ...fields, error: err.message }));

@@ -15,6 +15,20 @@ export class IngestWriteError extends Error {
   }
 }
 
+/** A piece of an upload whose digests were sent ahead of it did not match them. */
+export class IngestDigestError extends Error {
+  override name = 'IngestDigestError';
+}
+
+export interface PieceIngestOptions {
+  /**
+   * The digests the sender announced before the bytes: each piece must match them, and
+   * is handed to `onPiece` once it does and is on disk (an origin seeds it from then on).
+   */
+  expected?: PieceDigests;
+  onPiece?: (index: number) => void;
+}
+
 /**
  * Receives an upload of known size and makes its torrent's piece digests on the way to
  * disk: bytes are gathered into whole pieces, and each full piece goes to a hash worker
@@ -36,13 +50,14 @@ export class PieceIngest {
   private current: Buffer | undefined;
   private filled = 0;
   private nextPiece = 0;
-  private failure: IngestWriteError | undefined;
+  private failure: IngestWriteError | IngestDigestError | undefined;
 
   private constructor(
     private readonly pool: HashPool,
     private readonly storage: FileStorage,
     readonly totalBytes: number,
     readonly pieceLength: number,
+    private readonly options: PieceIngestOptions,
   ) {
     this.pieceCount = Math.ceil(totalBytes / pieceLength);
     this.sha1 = Buffer.alloc(this.pieceCount * 20);
@@ -51,10 +66,13 @@ export class PieceIngest {
   }
 
   /** Creates `path` (sparse, `totalBytes` long) and gets ready to receive it. */
-  static async create(pool: HashPool, path: string, totalBytes: number, pieceLength: number): Promise<PieceIngest> {
+  static async create(pool: HashPool, path: string, totalBytes: number, pieceLength: number, options: PieceIngestOptions = {}): Promise<PieceIngest> {
     if (!(totalBytes > 0)) throw new RangeError(`an ingest needs at least one byte, not ${totalBytes}`);
+    const pieces = Math.ceil(totalBytes / pieceLength);
+    const e = options.expected;
+    if (e && (e.sha1.length !== pieces * 20 || e.sha256?.length !== pieces * 32)) throw new RangeError(`expected digests are not those of ${pieces} pieces`);
     const storage = await FileStorage.openForWriting([{ path, length: totalBytes, offset: 0 }], { directIo: true });
-    return new PieceIngest(pool, storage, totalBytes, pieceLength);
+    return new PieceIngest(pool, storage, totalBytes, pieceLength, options);
   }
 
   /** Bytes received so far. */
@@ -62,7 +80,7 @@ export class PieceIngest {
     return this.nextPiece * this.pieceLength + this.filled;
   }
 
-  /** Takes the next bytes of the upload; rejects with IngestWriteError once a write has failed. */
+  /** Takes the next bytes of the upload; rejects with IngestWriteError once a write has failed (IngestDigestError once a piece did not match). */
   async push(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.bytes + chunk.length > this.totalBytes) throw new RangeError(`more than the ${this.totalBytes} bytes announced`);
@@ -102,6 +120,13 @@ export class PieceIngest {
     await this.storage.close();
   }
 
+  private check(piece: number, sha1: Buffer, sha256: Buffer): void {
+    const e = this.options.expected!;
+    const matches = sha1.equals(e.sha1.subarray(piece * 20, piece * 20 + 20)) && sha256.equals(e.sha256!.subarray(piece * 32, piece * 32 + 32));
+    if (!matches) this.failure ??= new IngestDigestError(`piece ${piece} of the upload does not match the digests sent ahead of it`);
+    else if (!this.failure) this.options.onPiece?.(piece);
+  }
+
   private dispatch(): void {
     const piece = this.nextPiece++;
     const buffer = this.current!;
@@ -115,6 +140,8 @@ export class PieceIngest {
         r.sha256.copy(this.sha256, piece * 32);
         this.free.push(r.buffer);
         if (r.writeError) this.failure ??= new IngestWriteError(r.writeError.message, r.writeError.code);
+        else if (this.options.expected) this.check(piece, r.sha1, r.sha256);
+        else this.options.onPiece?.(piece);
       },
       (err: unknown) => {
         this.failure ??= new IngestWriteError((err as Error).message, undefined);

@@ -4,11 +4,11 @@ import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, statfs } fr
 import { basename, dirname, join, relative, isAbsolute, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { choosePieceLength, createTorrent, CreateTorrentError } from '../../metainfo/src/create.js';
+import { choosePieceLength, createTorrent, CreateTorrentError, type CreateTorrentOptions } from '../../metainfo/src/create.js';
 import { parseTorrent } from '../../metainfo/src/parse.js';
 import type { Metainfo } from '../../metainfo/src/metainfo.js';
 import type { HashPool, PieceDigests } from '../../hashing/src/hash-pool.js';
-import { PieceIngest } from './piece-ingest.js';
+import { IngestDigestError, PieceIngest } from './piece-ingest.js';
 import { placeFiles } from '../../engine/src/storage.js';
 import type { SigningKey } from '../../signing/src/keys.js';
 import { decodeManifest, piecesSha256Digest, signManifest, type ReleaseManifest } from '../../signing/src/manifest.js';
@@ -244,6 +244,78 @@ export class ReleaseStore {
   }
 
   /**
+   * An upload whose torrent can be made before its bytes arrive: the sender hashed it
+   * first and `claim` carries its piece digests and SHA-256. The release is registered
+   * and handed to `live.opened` (the controller lists and seeds it, agents start) as soon
+   * as its torrent is made; each piece then goes to `live.pieceLanded` once it is on disk
+   * and matches its digests, and the release is committed to the releases directory
+   * when the last has. If the bytes fail (cut off, a digest or the SHA-256 differs, the
+   * disk fills), the release is unregistered and handed to `live.withdrawn`: nothing of
+   * it stays, as with any refused upload.
+   */
+  async publishAnnounced(fields: PublishFields, fileName: string, body: AsyncIterable<Buffer>, claim: UploadClaim, live: AnnouncedUploadHooks): Promise<Release> {
+    const k = key(fields.name, fields.version);
+    if (this.releases.has(k) || this.inFlight.has(k)) throw new ControllerError('conflict', `release ${fields.name}@${fields.version} already exists`);
+    this.inFlight.add(k);
+    const stagingDir = join(this.stagingDir, randomBytes(8).toString('hex'));
+    let reservation: Reservation | undefined;
+    try {
+      await mkdir(join(stagingDir, CONTENT_DIR), { recursive: true });
+      reservation = await this.reserveSpace(claim.bytes);
+      const path = join(stagingDir, CONTENT_DIR, fileName);
+      // Pieces land only once bytes are pushed, after the release below exists.
+      let release: Release | undefined;
+      const ingest = await PieceIngest.create(this.options.hashPool, path, claim.bytes, claim.pieceLength, {
+        expected: claim.digests,
+        onPiece: (i) => live.pieceLanded(release!, i),
+      }).catch((err: unknown) => {
+        throw err instanceof RangeError ? badRequest('X-Swarmship-Piece-Length', err.message) : this.uploadError(err);
+      });
+      reservation.written = () => ingest.bytes;
+      try {
+        // The file exists at its full length (sparse), so the torrent is made from its size and the claim.
+        const made = await createTorrent(path, { ...this.torrentOptions(fields), pieceLength: claim.pieceLength, pieces: claim.digests });
+        const record = this.recordOf(fields, made.metainfo, claim.sha256, join(CONTENT_DIR, fileName));
+        this.refuseDuplicate(record);
+        release = { record, metainfo: made.metainfo, torrent: made.torrent, contentPath: path, external: false };
+      } catch (err) {
+        await ingest.abort();
+        if (err instanceof CreateTorrentError) throw badRequest('X-Swarmship-Piece-Length', err.message);
+        throw err;
+      }
+      this.releases.set(k, release);
+      try {
+        await live.opened(release);
+        const hash = createHash('sha256');
+        try {
+          for await (const chunk of body) {
+            hash.update(chunk);
+            await ingest.push(chunk);
+          }
+          if (ingest.bytes !== claim.bytes) throw badRequest('body', `received ${ingest.bytes} bytes of the ${claim.bytes} announced`);
+          await ingest.finish();
+        } catch (err) {
+          await ingest.abort();
+          if (err instanceof IngestDigestError) throw badRequest('body', err.message);
+          throw this.uploadError(err);
+        }
+        const sha256 = hash.digest('hex');
+        if (sha256 !== claim.sha256) throw badRequest('X-Swarmship-Sha256', `the upload's SHA-256 is ${sha256}, not the ${claim.sha256} sent ahead of it`);
+        await this.commit(release, stagingDir);
+        return release;
+      } catch (err) {
+        this.releases.delete(k);
+        await live.withdrawn(release);
+        throw err;
+      }
+    } finally {
+      this.inFlight.delete(k);
+      if (reservation) this.reservations.delete(reservation);
+      await rm(stagingDir, { recursive: true, force: true });
+    }
+  }
+
+  /**
    * An upload of announced size: each piece is hashed (SHA-1 and SHA-256) and written
    * past the page cache by a hash worker as soon as it is complete, so the torrent is
    * ready when the last byte is (see PieceIngest). The artifact's SHA-256 is taken here,
@@ -350,73 +422,88 @@ export class ReleaseStore {
       const placed = await place(stagingDir);
       let made: { torrent: Buffer; metainfo: Metainfo };
       try {
-        made = await createTorrent(placed.contentPath, {
-          announce: [this.options.announceUrl()],
-          private: true,
-          // Unique per release: the same artifact published as two versions must be two swarms.
-          source: `swarmship:${fields.name}@${fields.version}`,
-          // Agents verify each piece by these once the signed manifest vouches for them.
-          pieceSha256: true,
-          hashPool: this.options.hashPool,
-          pieceLength: placed.pieces?.pieceLength,
-          pieces: placed.pieces?.digests,
-        });
+        made = await createTorrent(placed.contentPath, { ...this.torrentOptions(fields), pieceLength: placed.pieces?.pieceLength, pieces: placed.pieces?.digests });
       } catch (err) {
         if (err instanceof CreateTorrentError) throw badRequest(placed.field, err.message);
         throw err;
       }
       await placed.synced;
-      const createdAt = new Date(this.now()).toISOString();
       const sha256 = placed.sha256 ?? (await this.sha256Of(placed.contentPath, made.metainfo));
-      const record: ReleaseRecord = {
-        name: fields.name,
-        version: fields.version,
-        infoHash: made.metainfo.infoHashHex,
-        bytes: made.metainfo.length,
-        createdAt,
-        selector: fields.selector,
-        metadata: fields.metadata,
-        unpack: fields.unpack,
-        content: placed.content,
-        ...this.sign({
-          name: fields.name,
-          version: fields.version,
-          infoHash: made.metainfo.infoHashHex,
-          sha256,
-          size: made.metainfo.length,
-          created: createdAt,
-          unpack: fields.unpack,
-          piecesSha256: piecesSha256Of(made.metainfo),
-        }),
-      };
-      const duplicate = [...this.releases.values()].find((r) => r.record.infoHash === record.infoHash && r.record.retiredAt === undefined);
-      if (duplicate) {
-        throw new ControllerError('conflict', `the same content is already live as ${duplicate.record.name}@${duplicate.record.version} (info hash ${record.infoHash})`);
-      }
-      try {
-        await writeFileAtomic(join(stagingDir, TORRENT_FILE), made.torrent);
-        await writeFileAtomic(join(stagingDir, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
-        const nameDir = join(this.releasesDir, fields.name);
-        await mkdir(nameDir, { recursive: true });
-        const finalDir = join(nameDir, fields.version);
-        await rename(stagingDir, finalDir);
-        await syncDir(nameDir);
-        const release: Release = {
-          record,
-          metainfo: made.metainfo,
-          torrent: made.torrent,
-          contentPath: isAbsolute(record.content) ? record.content : join(finalDir, record.content),
-          external: isAbsolute(record.content),
-        };
-        this.releases.set(k, release);
-        return release;
-      } catch (err) {
-        if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} is full`, err);
-        throw err;
-      }
+      const record = this.recordOf(fields, made.metainfo, sha256, placed.content);
+      this.refuseDuplicate(record);
+      const release: Release = { record, metainfo: made.metainfo, torrent: made.torrent, contentPath: placed.contentPath, external: isAbsolute(record.content) };
+      await this.commit(release, stagingDir);
+      this.releases.set(k, release);
+      return release;
     } finally {
       this.inFlight.delete(k);
       await rm(stagingDir, { recursive: true, force: true });
+    }
+  }
+
+  private torrentOptions(fields: PublishFields): CreateTorrentOptions {
+    return {
+      announce: [this.options.announceUrl()],
+      private: true,
+      // Unique per release: the same artifact published as two versions must be two swarms.
+      source: `swarmship:${fields.name}@${fields.version}`,
+      // Agents verify each piece by these once the signed manifest vouches for them.
+      pieceSha256: true,
+      hashPool: this.options.hashPool,
+    };
+  }
+
+  /** A new release's record, its manifest signed. */
+  private recordOf(fields: PublishFields, metainfo: Metainfo, sha256: string, content: string): ReleaseRecord {
+    const createdAt = new Date(this.now()).toISOString();
+    return {
+      name: fields.name,
+      version: fields.version,
+      infoHash: metainfo.infoHashHex,
+      bytes: metainfo.length,
+      createdAt,
+      selector: fields.selector,
+      metadata: fields.metadata,
+      unpack: fields.unpack,
+      content,
+      ...this.sign({
+        name: fields.name,
+        version: fields.version,
+        infoHash: metainfo.infoHashHex,
+        sha256,
+        size: metainfo.length,
+        created: createdAt,
+        unpack: fields.unpack,
+        piecesSha256: piecesSha256Of(metainfo),
+      }),
+    };
+  }
+
+  private refuseDuplicate(record: ReleaseRecord): void {
+    const duplicate = [...this.releases.values()].find((r) => r.record.infoHash === record.infoHash && r.record.retiredAt === undefined);
+    if (duplicate) {
+      throw new ControllerError('conflict', `the same content is already live as ${duplicate.record.name}@${duplicate.record.version} (info hash ${record.infoHash})`);
+    }
+  }
+
+  /**
+   * Writes the torrent and record beside the content in `stagingDir` and renames it into
+   * the releases directory; an uploaded release's contentPath then points there.
+   */
+  private async commit(release: Release, stagingDir: string): Promise<void> {
+    const { name, version } = release.record;
+    try {
+      await writeFileAtomic(join(stagingDir, TORRENT_FILE), release.torrent);
+      await writeFileAtomic(join(stagingDir, RECORD_FILE), JSON.stringify(release.record, null, 2) + '\n');
+      const nameDir = join(this.releasesDir, name);
+      await mkdir(nameDir, { recursive: true });
+      const finalDir = join(nameDir, version);
+      await rename(stagingDir, finalDir);
+      await syncDir(nameDir);
+      if (!release.external) release.contentPath = join(finalDir, release.record.content);
+    } catch (err) {
+      if (isNoSpace(err)) throw noSpace(`the disk holding ${this.options.dataDir} is full`, err);
+      throw err;
     }
   }
 
@@ -449,6 +536,27 @@ export class ReleaseStore {
     release.record = record;
     return release;
   }
+}
+
+/** What the sender of an upload said of it before its bytes: enough to make its torrent. */
+export interface UploadClaim {
+  /** The artifact's length. */
+  bytes: number;
+  pieceLength: number;
+  /** SHA-1 and SHA-256 of each piece. */
+  digests: PieceDigests;
+  /** Of the whole artifact, hex. */
+  sha256: string;
+}
+
+/** What the controller does with a release whose upload is still arriving. */
+export interface AnnouncedUploadHooks {
+  /** Its torrent exists: list and seed it (no piece is in yet). */
+  opened(release: Release): Promise<void>;
+  /** Piece `index` is on disk and matches its digests. */
+  pieceLanded(release: Release, index: number): void;
+  /** Its upload failed after opened(): it is no longer registered; stop seeding it. */
+  withdrawn(release: Release): Promise<void>;
 }
 
 /** What receiving an upload learnt on the way. */

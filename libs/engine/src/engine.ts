@@ -57,8 +57,12 @@ export interface AddTorrentOptions {
   dir?: string;
   /** Or the content itself: the file of a single-file torrent, the top directory of a multi-file one. */
   contentPath?: string;
-  /** 'seed': the files are complete and read-only to us; 'download': fetch what is missing. */
-  mode: 'seed' | 'download';
+  /**
+   * 'seed': the files are complete and read-only to us; 'download': fetch what is
+   * missing; 'growing': the files are being written by someone else (an upload arriving)
+   * and each piece is seeded once they say it is in (`Torrent.pieceLanded`), never fetched.
+   */
+  mode: 'seed' | 'download' | 'growing';
   superSeed?: boolean;
   /** Peers to dial, retried with backoff for as long as the torrent runs. */
   peers?: PeerAddress[];
@@ -158,6 +162,9 @@ export class Engine implements ConnectionHandler {
     if (options.mode === 'seed') {
       storage = await FileStorage.openForReading(files, { directIo });
       have = options.trustFiles ? Bitfield.full(info.pieceCount) : await checkPieces(info, storage, this.hashPool, options.onCheckProgress);
+    } else if (options.mode === 'growing') {
+      storage = await FileStorage.openForReading(files, { directIo });
+      have = new Bitfield(info.pieceCount);
     } else {
       const existed = await anyFileHasData(files.map((f) => f.path));
       storage = await FileStorage.openForWriting(files, { directIo });
@@ -175,6 +182,7 @@ export class Engine implements ConnectionHandler {
       uploadGate: this.uploadGate,
       downloadGate: this.downloadGate,
       superSeed: options.superSeed ?? false,
+      growing: options.mode === 'growing',
       maxPeers: this.options.maxPeersPerTorrent ?? 80,
       choker: this.options.choker ?? {},
       writeBufferBytes: this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,

@@ -18,6 +18,10 @@ import type { Random } from './clock.js';
 //
 // Announced pieces stay servable: the peer believes we have them and HAVE cannot be
 // taken back. Requests for anything else are refused (`mayServe`).
+//
+// An origin may super-seed a release while its upload is still arriving: pieces it does
+// not hold yet are never offered, and each one that lands (`pieceAvailable`) goes out
+// to the peers with room for an offer.
 
 /** A set of pieces; the engine's Bitfield satisfies it. `size` is its length in pieces. */
 export interface PieceSet {
@@ -28,6 +32,8 @@ export interface PieceSet {
 export interface SuperSeedOptions {
   /** Offers a peer may have outstanding at once; more keeps a fast peer busier. Default 1. */
   offersPerPeer?: number;
+  /** The pieces we hold now; the rest are added with pieceAvailable(). Default all. */
+  available?: PieceSet;
 }
 
 /** New HAVEs to send, per peer. */
@@ -55,8 +61,10 @@ export class SuperSeedPolicy {
   private readonly availability: Uint32Array;
   /** Holders plus outstanding offers to peers lacking the piece: the rarity that picks. */
   private readonly copies: Uint32Array;
-  /** Pieces grouped by `copies`, so a pick looks at the rarest first without a full scan. */
+  /** Pieces we hold, grouped by `copies`, so a pick looks at the rarest first without a full scan. */
   private readonly buckets: number[][];
+  /** Per piece: 1 once we hold it (only then is it in a bucket and may be offered). */
+  private readonly held: Uint8Array;
   private readonly slot: Uint32Array;
   /** Peers with an outstanding offer of each piece. */
   private readonly holders = new Map<number, Set<string>>();
@@ -75,8 +83,11 @@ export class SuperSeedPolicy {
     this.availability = new Uint32Array(pieceCount);
     this.copies = new Uint32Array(pieceCount);
     this.seen = new Uint8Array(pieceCount);
-    this.slot = Uint32Array.from({ length: pieceCount }, (_, i) => i);
-    this.buckets = [Array.from({ length: pieceCount }, (_, i) => i)];
+    const available = options.available;
+    this.held = Uint8Array.from({ length: pieceCount }, (_, i) => (available === undefined || available.has(i) ? 1 : 0));
+    this.slot = new Uint32Array(pieceCount);
+    this.buckets = [[]];
+    for (let i = 0; i < pieceCount; i++) if (this.held[i]) this.place(i);
   }
 
   /** True once every piece has been seen at some peer other than us. It never turns back. */
@@ -134,6 +145,20 @@ export class SuperSeedPolicy {
       released.add(peer);
     }
     for (const key of released) this.collect(offers, key);
+    return offers;
+  }
+
+  /**
+   * We hold `index` now (an upload brought it in). Returns the offers it makes for the
+   * peers with room for one.
+   */
+  pieceAvailable(index: number): Offers {
+    this.checkIndex(index);
+    const offers: Offers = new Map();
+    if (this.held[index]) return offers;
+    this.held[index] = 1;
+    this.place(index);
+    for (const [key, state] of this.peers) if (state.pending.size < state.limit) this.collect(offers, key);
     return offers;
   }
 
@@ -204,10 +229,13 @@ export class SuperSeedPolicy {
     // and checks that before the HAVE makes it interested; offered alone, a leecher's
     // last piece always arrives so and it never finishes. So the last piece a peer lacks
     // goes out together with an offer it still wants.
+    // (A last piece that has not landed yet goes out alone when it does.)
     if (fresh.length > 0 && state.unshown === 1) {
       const last = state.flags.indexOf(0);
-      this.announce(state, last);
-      fresh.push(last);
+      if (this.held[last]) {
+        this.announce(state, last);
+        fresh.push(last);
+      }
     }
     return fresh;
   }
@@ -233,7 +261,8 @@ export class SuperSeedPolicy {
   /** A piece with the fewest copies that the peer neither has nor was offered; ties at random. */
   private pick(flags: Uint8Array): number {
     for (const bucket of this.buckets) {
-      const n = bucket.length;
+      // A piece that lands with copies already counted may leave lower buckets never made.
+      const n = bucket?.length ?? 0;
       if (n === 0) continue;
       const start = Math.floor(this.random() * n);
       for (let k = 0; k < n; k++) {
@@ -246,6 +275,11 @@ export class SuperSeedPolicy {
 
   private adjust(index: number, delta: 1 | -1): void {
     const from = this.copies[index]!;
+    if (!this.held[index]) {
+      // Not ours yet (a peer that kept it from an earlier attempt): counted, not offered.
+      this.copies[index] = from + delta;
+      return;
+    }
     const bucket = this.buckets[from]!;
     const last = bucket.pop()!;
     if (last !== index) {
@@ -258,6 +292,13 @@ export class SuperSeedPolicy {
     this.slot[index] = target.length;
     target.push(index);
     this.copies[index] = to;
+  }
+
+  /** Puts a piece we hold into the bucket of its copies. */
+  private place(index: number): void {
+    const target = (this.buckets[this.copies[index]!] ??= []);
+    this.slot[index] = target.length;
+    target.push(index);
   }
 
   private markSeen(index: number): void {

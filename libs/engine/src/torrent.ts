@@ -62,6 +62,8 @@ export interface TorrentOptions {
   downloadGate: RateGate;
   /** BEP 16: announce pieces one at a time until a full copy exists outside us. */
   superSeed?: boolean;
+  /** Pieces are written by someone else and added with pieceLanded(); nothing is fetched from peers. */
+  growing?: boolean;
   maxPeers?: number;
   choker?: Partial<ChokerSettings>;
   /** Memory for pieces being assembled and written (bounds write-back memory). */
@@ -235,13 +237,20 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.chokerSettings = { ...DEFAULT_CHOKER_SETTINGS, ...options.choker };
     // One piece cannot be offered without completing the peer's view of us at once,
     // which libtorrent answers by disconnecting (see SuperSeedPolicy.refill); seed it normally.
-    if (options.superSeed && this.have.complete && this.info.pieceCount > 1) this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random, { offersPerPeer: SUPER_SEED_OFFERS_PER_PEER });
+    if (options.superSeed && (this.have.complete || options.growing) && this.info.pieceCount > 1) {
+      this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random, { offersPerPeer: SUPER_SEED_OFFERS_PER_PEER, available: this.have });
+    }
     this.downloaded = new RateMeter(this.clock);
     this.uploaded = new RateMeter(this.clock);
   }
 
   get complete(): boolean {
     return this.have.complete;
+  }
+
+  /** Whether we ask peers for pieces: not once complete, nor while the pieces come from outside the swarm. */
+  private get fetching(): boolean {
+    return !this.complete && this.o.growing !== true;
   }
 
   get superSeeding(): boolean {
@@ -497,7 +506,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       this.sendOffers(this.superSeed.peerHas(peer.key, index));
       if (this.superSeed.fullCopyOutside) this.endSuperSeeding();
     }
-    if (!peer.amInterested && !this.picker.isVerified(index)) this.setInterested(peer, true);
+    if (!peer.amInterested && this.fetching && !this.picker.isVerified(index)) this.setInterested(peer, true);
     if (peer.isSeed && this.complete) this.dropSeed(peer);
   }
 
@@ -508,7 +517,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   }
 
   private updateInterest(peer: Peer): void {
-    const want = !this.complete && this.picker.wantsFrom({ key: peer.key, has: (i) => peer.has.has(i) });
+    const want = this.fetching && this.picker.wantsFrom({ key: peer.key, has: (i) => peer.has.has(i) });
     this.setInterested(peer, want);
   }
 
@@ -535,7 +544,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
 
   /** Tops up the requests in flight to `peer` to its pipeline depth. */
   private fillRequests(peer: Peer): void {
-    if (this.stopped || peer.peerChoking || !peer.amInterested || this.complete) return;
+    if (this.stopped || peer.peerChoking || !peer.amInterested || !this.fetching) return;
     const depth = Math.min(peer.pipelineDepth(this.picker.blockLength), this.requestShare);
     const want = depth - peer.outstanding.size;
     // Top up in batches: one write of many requests beats many writes of one.
@@ -717,7 +726,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     // it, and an offer made to a peer left choked is a piece nobody can get until the next
     // rotation (at 16 nodes, 7 of 16 peers held 56 such pieces while the swarm starved).
     const settings = this.superSeed ? { ...this.chokerSettings, slots: Math.max(this.chokerSettings.slots, this.peers.size) } : this.chokerSettings;
-    const decision = chokeRound(candidates, this.chokerState, { now, seeding: this.complete, random: this.o.random }, settings);
+    const decision = chokeRound(candidates, this.chokerState, { now, seeding: !this.fetching, random: this.o.random }, settings);
     this.chokerState = decision.state;
     for (const peer of this.peers.values()) {
       const unchoke = decision.unchoke.has(peer.key);
@@ -732,6 +741,24 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         this.uploader.choked(peer);
       }
     }
+  }
+
+  /**
+   * A growing torrent's piece is written and verified by its owner (an upload's hash
+   * workers): it is ours to serve from now on, offered one peer at a time while we
+   * super-seed, else announced to every peer.
+   */
+  pieceLanded(index: number): void {
+    if (this.o.growing !== true) throw new Error('pieceLanded is for a torrent added as growing');
+    if (this.stopped || this.have.has(index)) return;
+    this.picker.markVerified(index);
+    this.have.set(index);
+    if (this.superSeed) this.sendOffers(this.superSeed.pieceAvailable(index));
+    else for (const p of this.peers.values()) p.conn.send({ type: 'have', index });
+    this.emit('piece', index);
+    if (!this.complete) return;
+    for (const p of this.peers.values()) if (p.isSeed) this.dropSeed(p);
+    this.emitCompleteOnce();
   }
 
   // ---- super-seeding ------------------------------------------------------------

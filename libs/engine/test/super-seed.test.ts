@@ -238,4 +238,34 @@ describe('SuperSeedPolicy', () => {
       { numRuns: 300 },
     );
   });
+
+  it('offers only pieces it holds while an upload lands, and each landed piece to peers with room', () => {
+    const policy = new SuperSeedPolicy(6, seededRandom(5), { offersPerPeer: 2, available: bits('*-----') });
+    expect(policy.peerJoined('A', none(6))).toEqual([0]);
+    expect(policy.peerJoined('B', none(6))).toEqual([0]);
+    // One piece lands: both have room for a second offer.
+    expect(show(policy.pieceAvailable(1))).toBe('A:1 B:1');
+    // Landing twice changes nothing; full peers get nothing until they pass an offer on.
+    expect(show(policy.pieceAvailable(1))).toBe('');
+    expect(show(policy.pieceAvailable(2))).toBe('');
+    expect(policy.mayServe('A', 2)).toBe(false);
+    // A passes piece 0 on (B reports it): A's room goes to the piece that landed.
+    policy.peerHas('A', 0);
+    expect(show(policy.peerHas('B', 0))).toBe('A:2');
+  });
+
+  it('counts a piece a peer brought before it landed here, and never offers a piece before it lands', () => {
+    const policy = new SuperSeedPolicy(3, seededRandom(6), { available: bits('*--') });
+    expect(policy.peerJoined('A', bits('-*-'))).toEqual([0]);
+    expect(policy.peerJoined('B', none(3))).toEqual([0]);
+    // Both hold an offer, so a landing piece offers nothing yet.
+    expect(show(policy.pieceAvailable(2))).toBe('');
+    // B has 0: A's offer is released, and A gets the piece that landed.
+    expect(show(policy.peerHas('B', 0))).toBe('A:2');
+    // A has 0 too: B is released; 1 (held by A) has not landed, so B gets 2.
+    expect(show(policy.peerHas('A', 0))).toBe('B:2');
+    expect(policy.mayServe('B', 1)).toBe(false);
+    // 1 lands: B, holding an offer still, gets nothing; A holds 1 already.
+    expect(show(policy.pieceAvailable(1))).toBe('');
+  });
 });

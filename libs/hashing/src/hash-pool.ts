@@ -119,7 +119,9 @@ export class HashPool {
   pieceDigests(segments: ReadSegment[], pieceLength: number, sha256: boolean): Promise<PieceDigests> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
     const bytes = segments.reduce((n, s) => n + s.length, 0);
-    return this.leastBusy().hashFiles(this.nextJobId++, segments, pieceLength, bytes, sha256);
+    // Weighed by the hashing it costs (two digests a byte with SHA-256), so that jobs of
+    // both kinds spread evenly over the workers.
+    return this.leastBusy().hashFiles(this.nextJobId++, segments, pieceLength, sha256 ? 2 * bytes : bytes, sha256);
   }
 
   /**

@@ -1,6 +1,11 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { ANNOUNCED_UPLOAD_TYPE } from '../../../../libs/contracts/src/rest.js';
+import { fileDigests } from '../../../../libs/hashing/src/file-digests.js';
+import { HashPool } from '../../../../libs/hashing/src/hash-pool.js';
+import { choosePieceLength } from '../../../../libs/metainfo/src/create.js';
 import type { ReleaseStatus } from '../../../../libs/contracts/src/rest.js';
 import { EXIT_FAILURE, InputError, UsageError, type Command, type CommandIo, type ParsedValues } from '../command.js';
 import { CONTROLLER_OPTIONS_HELP, ControllerClient, controllerOptions, parseLabels, releasePath } from '../controller-client.js';
@@ -8,9 +13,10 @@ import { formatBytes, formatDuration, progressReporter } from '../progress.js';
 
 const HELP = `Usage: swarmship publish <path> --name NAME --version V [--selector k=v,…] [--wait] [--min-ready 100%] [--timeout 10m] [--json]
 
-Publish a build artifact as a release: it is uploaded to the controller (streamed, with
-a progress bar), which makes a torrent of it, seeds it, and tells every matching agent to
-fetch it. With --wait, the command then follows the rollout and exits 0 once enough
+Publish a build artifact as a release: it is hashed here, then uploaded to the
+controller (streamed, with progress bars), which makes its torrent from the digests sent
+first, tells every matching agent to fetch it and seeds each piece as it lands, so the
+fleet starts before the upload ends. With --wait, the command then follows the rollout and exits 0 once enough
 nodes hold a verified copy, or non-zero with the nodes that failed or lag.
 
 <path> is a file (a tarball, a binary, a model). A directory already on the controller's
@@ -77,15 +83,8 @@ export const publishCommand: Command = {
       const query = new URLSearchParams({ name, version, filename: basename(file) });
       if (values.selector) query.set('selector', String(values.selector));
       if (values.metadata) query.set('metadata', String(values.metadata));
-      const upload = progressReporter(io, { json, label: 'upload', total: st.size });
-      const open = () => {
-        const body = createReadStream(file, { highWaterMark: 1024 * 1024 });
-        let sent = 0;
-        body.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
-        return body;
-      };
-      release = await client.postStream<ReleaseStatus>(`/releases?${query}`, open, st.size);
-      upload.finish({ infoHash: release.infoHash });
+      if (st.size === 0) throw new InputError(`${file} is empty: a release needs at least one byte`);
+      release = await uploadPiecesFirst(client, io, json, file, st.size, `/releases?${query}`);
     }
     if (json) io.stdout.write(JSON.stringify({ event: 'published', release }) + '\n');
     else io.stderr.write(`published ${name}@${version} (${release.infoHash}, ${formatBytes(release.bytes)})\n`);
@@ -93,6 +92,47 @@ export const publishCommand: Command = {
     return followRollout(client, io, name, version, minReady, timeoutMs, json);
   },
 };
+
+/**
+ * Hashes the artifact here first, then sends its piece digests ahead of its bytes: the
+ * controller makes the torrent from them and the fleet starts fetching while the upload
+ * is still arriving, so the upload and its hashing on the controller are no longer
+ * in the way of the rollout (docs/decisions/0016).
+ */
+async function uploadPiecesFirst(client: ControllerClient, io: CommandIo, json: boolean, file: string, size: number, path: string): Promise<ReleaseStatus> {
+  const pieceLength = choosePieceLength(size);
+  const hashing = progressReporter(io, { json, label: 'hash', total: size });
+  const pool = new HashPool();
+  let digests;
+  try {
+    digests = await fileDigests(pool, file, size, pieceLength, (done) => hashing.update({ done, phase: 'hashing' }));
+  } catch (err) {
+    throw new InputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  } finally {
+    await pool.close();
+  }
+  hashing.finish({ sha256: digests.fileSha256 });
+  const opening = Buffer.concat([digests.sha1, digests.sha256]);
+  const upload = progressReporter(io, { json, label: 'upload', total: size });
+  const open = () => {
+    let sent = 0;
+    const artifact = createReadStream(file, { highWaterMark: 1024 * 1024 });
+    artifact.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
+    return Readable.from(
+      (async function* () {
+        yield opening;
+        yield* artifact;
+      })(),
+    );
+  };
+  const release = await client.postStream<ReleaseStatus>(path, open, opening.length + size, ANNOUNCED_UPLOAD_TYPE, {
+    'x-swarmship-size': String(size),
+    'x-swarmship-piece-length': String(pieceLength),
+    'x-swarmship-sha256': digests.fileSha256,
+  });
+  upload.finish({ infoHash: release.infoHash });
+  return release;
+}
 
 /** How long --wait waits for at least one agent to be targeted before giving up. */
 const NO_TARGET_GRACE_MS = 30_000;
