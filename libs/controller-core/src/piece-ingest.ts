@@ -22,10 +22,12 @@ export class IngestDigestError extends Error {
 
 export interface PieceIngestOptions {
   /**
-   * The digests the sender announced before the bytes: each piece must match them, and
-   * is handed to `onPiece` once it does and is on disk (an origin seeds it from then on).
+   * The SHA-256 of every piece, as the sender announced them before the bytes: each piece
+   * is verified by its own (as agents verify it) and written only if it matches, instead
+   * of having its digests taken. Each one on disk is handed to `onPiece` (an origin seeds
+   * it from then on).
    */
-  expected?: PieceDigests;
+  expectedSha256?: Buffer;
   onPiece?: (index: number) => void;
 }
 
@@ -69,8 +71,7 @@ export class PieceIngest {
   static async create(pool: HashPool, path: string, totalBytes: number, pieceLength: number, options: PieceIngestOptions = {}): Promise<PieceIngest> {
     if (!(totalBytes > 0)) throw new RangeError(`an ingest needs at least one byte, not ${totalBytes}`);
     const pieces = Math.ceil(totalBytes / pieceLength);
-    const e = options.expected;
-    if (e && (e.sha1.length !== pieces * 20 || e.sha256?.length !== pieces * 32)) throw new RangeError(`expected digests are not those of ${pieces} pieces`);
+    if (options.expectedSha256 && options.expectedSha256.length !== pieces * 32) throw new RangeError(`expected digests are not those of ${pieces} pieces`);
     const storage = await FileStorage.openForWriting([{ path, length: totalBytes, offset: 0 }], { directIo: true });
     return new PieceIngest(pool, storage, totalBytes, pieceLength, options);
   }
@@ -98,8 +99,13 @@ export class PieceIngest {
     }
   }
 
-  /** Once every announced byte is in: waits for the last pieces, flushes the file to disk, and returns the digests. */
-  async finish(): Promise<PieceDigests> {
+  /** The digests taken of each piece (none when verifying against expected ones): whole once finish() has resolved. */
+  get digests(): PieceDigests {
+    return { sha1: this.sha1, sha256: this.sha256 };
+  }
+
+  /** Once every announced byte is in: waits for the last pieces and flushes the file to disk. */
+  async finish(): Promise<void> {
     if (this.bytes !== this.totalBytes) throw new RangeError(`received ${this.bytes} of ${this.totalBytes} bytes`);
     if (this.filled > 0) this.dispatch();
     await Promise.all(this.inFlight);
@@ -111,20 +117,12 @@ export class PieceIngest {
       throw new IngestWriteError(e.message, e.code);
     }
     await this.storage.close();
-    return { sha1: this.sha1, sha256: this.sha256 };
   }
 
   /** Gives up: waits for pieces under way (their memory is the workers'), then closes the file. */
   async abort(): Promise<void> {
     await Promise.allSettled(this.inFlight);
     await this.storage.close();
-  }
-
-  private check(piece: number, sha1: Buffer, sha256: Buffer): void {
-    const e = this.options.expected!;
-    const matches = sha1.equals(e.sha1.subarray(piece * 20, piece * 20 + 20)) && sha256.equals(e.sha256!.subarray(piece * 32, piece * 32 + 32));
-    if (!matches) this.failure ??= new IngestDigestError(`piece ${piece} of the upload does not match the digests sent ahead of it`);
-    else if (!this.failure) this.options.onPiece?.(piece);
   }
 
   private dispatch(): void {
@@ -134,19 +132,24 @@ export class PieceIngest {
     this.current = undefined;
     this.filled = 0;
     const writes = this.storage.segments(piece * this.pieceLength, length)!;
-    const job = this.pool.digestAndWrite(buffer, length, writes).then(
-      (r) => {
-        r.sha1.copy(this.sha1, piece * 20);
-        r.sha256.copy(this.sha256, piece * 32);
-        this.free.push(r.buffer);
-        if (r.writeError) this.failure ??= new IngestWriteError(r.writeError.message, r.writeError.code);
-        else if (this.options.expected) this.check(piece, r.sha1, r.sha256);
-        else this.options.onPiece?.(piece);
-      },
-      (err: unknown) => {
-        this.failure ??= new IngestWriteError((err as Error).message, undefined);
-      },
-    );
+    const expected = this.options.expectedSha256?.subarray(piece * 32, piece * 32 + 32);
+    const done = (r: { buffer: Buffer; writeError?: { code: string | undefined; message: string } }, matched: boolean) => {
+      this.free.push(r.buffer);
+      if (r.writeError) this.failure ??= new IngestWriteError(r.writeError.message, r.writeError.code);
+      else if (!matched) this.failure ??= new IngestDigestError(`piece ${piece} of the upload does not match the SHA-256 sent ahead of it`);
+      else if (!this.failure) this.options.onPiece?.(piece);
+    };
+    const job = (
+      expected
+        ? this.pool.verifyAndWrite(buffer, length, expected, writes).then((r) => done(r, r.ok))
+        : this.pool.digestAndWrite(buffer, length, writes).then((r) => {
+            r.sha1.copy(this.sha1, piece * 20);
+            r.sha256.copy(this.sha256, piece * 32);
+            done(r, true);
+          })
+    ).catch((err: unknown) => {
+      this.failure ??= new IngestWriteError((err as Error).message, undefined);
+    });
     const tracked = job.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }

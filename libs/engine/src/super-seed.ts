@@ -21,7 +21,9 @@ import type { Random } from './clock.js';
 //
 // An origin may super-seed a release while its upload is still arriving: pieces it does
 // not hold yet are never offered, and each one that lands (`pieceAvailable`) goes out
-// to the peers with room for an offer.
+// to the peers with room for an offer. Until the last has landed, only pieces with no
+// copy out (held by no peer, offered to none) are offered: a peer waits for the next
+// piece to land rather than take a second copy of one the swarm can pass around.
 
 /** A set of pieces; the engine's Bitfield satisfies it. `size` is its length in pieces. */
 export interface PieceSet {
@@ -65,6 +67,7 @@ export class SuperSeedPolicy {
   private readonly buckets: number[][];
   /** Per piece: 1 once we hold it (only then is it in a bucket and may be offered). */
   private readonly held: Uint8Array;
+  private heldCount = 0;
   private readonly slot: Uint32Array;
   /** Peers with an outstanding offer of each piece. */
   private readonly holders = new Map<number, Set<string>>();
@@ -260,13 +263,17 @@ export class SuperSeedPolicy {
 
   /** A piece with the fewest copies that the peer neither has nor was offered; ties at random. */
   private pick(flags: Uint8Array): number {
-    for (const bucket of this.buckets) {
+    // While pieces are still landing, only pieces with no copy out yet: the upload is then
+    // what limits us, and a second copy from us is upload the swarm could have done.
+    const buckets = this.heldCount < this.pieceCount ? 1 : this.buckets.length;
+    for (let b = 0; b < buckets; b++) {
+      const bucket = this.buckets[b];
       // A piece that lands with copies already counted may leave lower buckets never made.
       const n = bucket?.length ?? 0;
       if (n === 0) continue;
       const start = Math.floor(this.random() * n);
       for (let k = 0; k < n; k++) {
-        const index = bucket[(start + k) % n]!;
+        const index = bucket![(start + k) % n]!;
         if (flags[index] === 0) return index;
       }
     }
@@ -296,6 +303,7 @@ export class SuperSeedPolicy {
 
   /** Puts a piece we hold into the bucket of its copies. */
   private place(index: number): void {
+    this.heldCount++;
     const target = (this.buckets[this.copies[index]!] ??= []);
     this.slot[index] = target.length;
     target.push(index);

@@ -239,33 +239,32 @@ describe('SuperSeedPolicy', () => {
     );
   });
 
-  it('offers only pieces it holds while an upload lands, and each landed piece to peers with room', () => {
+  it('offers only pieces it holds while an upload lands, each landed piece once, to a peer with room', () => {
     const policy = new SuperSeedPolicy(6, seededRandom(5), { offersPerPeer: 2, available: bits('*-----') });
     expect(policy.peerJoined('A', none(6))).toEqual([0]);
-    expect(policy.peerJoined('B', none(6))).toEqual([0]);
-    // One piece lands: both have room for a second offer.
-    expect(show(policy.pieceAvailable(1))).toBe('A:1 B:1');
-    // Landing twice changes nothing; full peers get nothing until they pass an offer on.
-    expect(show(policy.pieceAvailable(1))).toBe('');
+    // Piece 0 is out already: B waits for a piece of its own rather than take a second copy.
+    expect(policy.peerJoined('B', none(6))).toEqual([]);
+    expect(show(policy.pieceAvailable(1))).toBe('A:1');
+    expect(show(policy.pieceAvailable(2))).toBe('B:2');
+    // Landing twice changes nothing.
     expect(show(policy.pieceAvailable(2))).toBe('');
     expect(policy.mayServe('A', 2)).toBe(false);
-    // A passes piece 0 on (B reports it): A's room goes to the piece that landed.
+    // A passes piece 0 to B: A has room again, but nothing fresh has landed.
     policy.peerHas('A', 0);
-    expect(show(policy.peerHas('B', 0))).toBe('A:2');
+    expect(show(policy.peerHas('B', 0))).toBe('');
+    expect(show(policy.pieceAvailable(3))).toBe('A:3');
   });
 
-  it('counts a piece a peer brought before it landed here, and never offers a piece before it lands', () => {
+  it('counts a piece a peer brought before it landed here, and seeds normally once every piece has landed', () => {
     const policy = new SuperSeedPolicy(3, seededRandom(6), { available: bits('*--') });
     expect(policy.peerJoined('A', bits('-*-'))).toEqual([0]);
-    expect(policy.peerJoined('B', none(3))).toEqual([0]);
-    // Both hold an offer, so a landing piece offers nothing yet.
-    expect(show(policy.pieceAvailable(2))).toBe('');
-    // B has 0: A's offer is released, and A gets the piece that landed.
-    expect(show(policy.peerHas('B', 0))).toBe('A:2');
-    // A has 0 too: B is released; 1 (held by A) has not landed, so B gets 2.
-    expect(show(policy.peerHas('A', 0))).toBe('B:2');
+    expect(policy.peerJoined('B', none(3))).toEqual([]);
+    expect(show(policy.pieceAvailable(2))).toBe('B:2');
+    policy.peerHas('A', 0);
+    // B has 0 from A: A is released, but the only piece it lacks (2) is out with B.
+    expect(show(policy.peerHas('B', 0))).toBe('');
     expect(policy.mayServe('B', 1)).toBe(false);
-    // 1 lands: B, holding an offer still, gets nothing; A holds 1 already.
-    expect(show(policy.pieceAvailable(1))).toBe('');
+    // The last piece lands (A has it already): from now on the rarest piece, even one out.
+    expect(show(policy.pieceAvailable(1))).toBe('A:2');
   });
 });
