@@ -145,7 +145,9 @@ export class ControllerCore {
     const name = parseFileName(fileName ?? 'artifact', 'filename');
     const parsed = parseUploadClaim(rawClaim);
     return this.publishOnce(fields, async () => {
-      const { opening, rest } = await readOpening(body, parsed.digestBytes);
+      const { opening, rest } = await readOpening(body, parsed.digestBytes).catch((err: unknown) => {
+        throw err instanceof ControllerError ? err : badRequest('body', `the upload was cut off within its piece digests (${(err as Error).message})`);
+      });
       return this.store.publishAnnounced(fields, name, rest, claimOf(parsed, opening), {
         opened: async (release) => {
           this.tracker.allow(release.metainfo.infoHash);
