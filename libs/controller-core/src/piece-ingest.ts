@@ -136,7 +136,7 @@ export class PieceIngest {
     const done = (r: { buffer: Buffer; writeError?: { code: string | undefined; message: string } }, matched: boolean) => {
       this.free.push(r.buffer);
       if (r.writeError) this.failure ??= new IngestWriteError(r.writeError.message, r.writeError.code);
-      else if (!matched) this.failure ??= new IngestDigestError(`piece ${piece} of the upload does not match the SHA-256 sent ahead of it`);
+      else if (!matched) this.failure ??= new IngestDigestError(`piece ${piece} of the upload does not match the SHA-256 sent ahead of it (did the file change after it was hashed?)`);
       else if (!this.failure) this.options.onPiece?.(piece);
     };
     const job = (

@@ -116,7 +116,8 @@ async function uploadPiecesFirst(client: ControllerClient, io: CommandIo, json: 
   const upload = progressReporter(io, { json, label: 'upload', total: size });
   const open = () => {
     let sent = 0;
-    const artifact = createReadStream(file, { highWaterMark: 1024 * 1024 });
+    // Exactly the bytes hashed, even if the file grew since: the digests describe those.
+    const artifact = createReadStream(file, { highWaterMark: 1024 * 1024, end: size - 1 });
     artifact.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
     return Readable.from(
       (async function* () {
