@@ -128,11 +128,13 @@ export class HashPool {
    * SHA-256 of the concatenation of `segments`, read from disk by a worker in 1 MiB
    * chunks. Between chunks the worker turns to its other jobs, so a large artifact
    * delays the pieces it verifies by one chunk's hashing at most (under a millisecond).
+   * With `direct`, files are read past the page cache where the filesystem allows (a
+   * file written so is not cached, and a read-back should not fill the cache with it).
    */
-  sha256Files(segments: ReadSegment[]): Promise<Buffer> {
+  sha256Files(segments: ReadSegment[], options: { direct?: boolean } = {}): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
     const bytes = segments.reduce((n, s) => n + s.length, 0);
-    return this.leastBusy().sha256Files(this.nextJobId++, segments, bytes);
+    return this.leastBusy().sha256Files(this.nextJobId++, segments, bytes, options.direct === true);
   }
 
   /**
@@ -203,7 +205,7 @@ function release() {
   Atomics.store(lock, 0, 0);
   Atomics.notify(lock, 0, 1);
 }
-const { openSync, readSync, closeSync } = require('node:fs');
+const { openSync, readSync, closeSync, constants } = require('node:fs');
 let scratch;
 // Direct writes need memory aligned to the device's block, and JavaScript cannot choose
 // an allocation's address: a WebAssembly memory starts on a page boundary, so whole
@@ -297,18 +299,44 @@ function hashFiles(job) {
 }
 const SHA256_CHUNK = 1024 * 1024;
 let sha256Scratch;
+// With job.direct, a segment starting on a block boundary is read past the page cache
+// into the staging memory (hashed before the next yield, so no write reuses it first):
+// a file written that way is not in the cache, and reading it back must not fill the
+// cache with it either.
+function openForHashing(s, direct) {
+  const flag = constants.O_DIRECT;
+  if (direct && flag !== undefined && s.position % ALIGN === 0 && !directRefused && stagingBuffer()) {
+    try {
+      return { fd: openSync(s.path, constants.O_RDONLY | flag), buffer: staging };
+    } catch {
+      // Not on this filesystem: through the page cache.
+    }
+  }
+  if (!sha256Scratch) sha256Scratch = Buffer.allocUnsafe(SHA256_CHUNK);
+  return { fd: openSync(s.path, 'r'), buffer: sha256Scratch };
+}
 async function sha256Files(job) {
   const hash = createHash('sha256');
-  if (!sha256Scratch) sha256Scratch = Buffer.allocUnsafe(SHA256_CHUNK);
   try {
     for (const s of job.segments) {
-      const fd = openSync(s.path, 'r');
+      let { fd, buffer } = openForHashing(s, job.direct);
       try {
         let done = 0;
         while (done < s.length) {
-          const n = readSync(fd, sha256Scratch, 0, Math.min(SHA256_CHUNK, s.length - done), s.position + done);
+          const want = Math.min(SHA256_CHUNK, s.length - done);
+          let n;
+          try {
+            // A direct read asks for whole blocks; the file's end cuts the last one short.
+            n = readSync(fd, buffer, 0, buffer === staging ? Math.ceil(want / ALIGN) * ALIGN : want, s.position + done);
+          } catch (e) {
+            if (buffer !== staging || e.code !== 'EINVAL') throw e;
+            closeSync(fd);
+            ({ fd, buffer } = openForHashing(s, false));
+            continue;
+          }
+          n = Math.min(n, want);
           if (n === 0) throw Object.assign(new Error(s.path + ' is shorter than expected'), { code: 'ESHRANK', path: s.path });
-          hash.update(sha256Scratch.subarray(0, n));
+          hash.update(buffer.subarray(0, n));
           done += n;
           // Let queued piece verifications run between chunks.
           await new Promise((r) => setImmediate(r));
@@ -408,8 +436,8 @@ class PoolWorker {
     return { sha1: asBuffer(reply.digest!), ...(reply.digest256 ? { sha256: asBuffer(reply.digest256) } : {}) };
   }
 
-  async sha256Files(id: number, segments: ReadSegment[], bytes: number): Promise<Buffer> {
-    const reply = await this.submit(id, bytes, { segments, sha256Files: true }, []);
+  async sha256Files(id: number, segments: ReadSegment[], bytes: number, direct: boolean): Promise<Buffer> {
+    const reply = await this.submit(id, bytes, { segments, sha256Files: true, direct }, []);
     if (reply.readError) throw new HashReadError(reply.readError.message, reply.readError.code, reply.readError.path);
     return asBuffer(reply.digest!);
   }
