@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashPool, HashReadError } from '../src/index.js';
 import { cachedBytes, directIoWorksIn } from '../../../test/helpers/page-cache.js';
+import { allocateAligned } from '../../engine/src/aligned-memory.js';
 
 describe('HashPool.sha256Files', () => {
   let dir: string;
@@ -54,7 +55,7 @@ describe('HashPool.sha256Files', () => {
     if (!directIoWorksIn(dir)) return console.warn('skipped: no O_DIRECT in the temporary directory');
     // Written past the cache too (whole blocks from page-aligned memory), then cut to an odd length.
     const length = 3 * 1024 * 1024 + 17;
-    const aligned = Buffer.from(new WebAssembly.Memory({ initial: 64 }).buffer, 0, length + 4096 - (length % 4096));
+    const aligned = allocateAligned(length + 4096 - (length % 4096))!;
     randomBytes(aligned.length).copy(aligned);
     const path = join(dir, 'direct');
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | (constants.O_DIRECT as number), 0o644);
