@@ -19,6 +19,8 @@ export class ControllerError extends Error {
     readonly status: number,
     /** From a 503's Retry-After header. */
     readonly retryAfterSeconds?: number,
+    /** The request field the controller named as the cause (ApiError.field). */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -157,7 +159,8 @@ export class ControllerClient {
           const what = typeof err === 'object' && err?.message ? err.message : `HTTP ${status}`;
           const hint = status === 401 ? ' (check --token or SWARMSHIP_TOKEN)' : '';
           const retryAfter = Number(res.headers['retry-after']);
-          reject(new ControllerError(`${method} ${url.pathname}: ${status} ${what}${hint}`, status, Number.isFinite(retryAfter) ? retryAfter : undefined));
+          const field = typeof err === 'object' && typeof err?.field === 'string' ? err.field : undefined;
+          reject(new ControllerError(`${method} ${url.pathname}: ${status} ${what}${hint}`, status, Number.isFinite(retryAfter) ? retryAfter : undefined, field));
         });
         res.on('error', reject);
       });

@@ -8,8 +8,8 @@ import { HashPool } from '../../../../libs/hashing/src/hash-pool.js';
 import { choosePieceLength } from '../../../../libs/metainfo/src/create.js';
 import type { ReleaseStatus } from '../../../../libs/contracts/src/rest.js';
 import { EXIT_FAILURE, InputError, UsageError, type Command, type CommandIo, type ParsedValues } from '../command.js';
-import { CONTROLLER_OPTIONS_HELP, ControllerClient, controllerOptions, parseLabels, releasePath } from '../controller-client.js';
-import { formatBytes, formatDuration, progressReporter } from '../progress.js';
+import { CONTROLLER_OPTIONS_HELP, ControllerClient, ControllerError, controllerOptions, parseLabels, releasePath } from '../controller-client.js';
+import { formatBytes, formatDuration, progressReporter, type ProgressReporter } from '../progress.js';
 
 const HELP = `Usage: swarmship publish <path> --name NAME --version V [--selector k=v,…] [--wait] [--min-ready 100%] [--timeout 10m] [--json]
 
@@ -84,7 +84,13 @@ export const publishCommand: Command = {
       if (values.selector) query.set('selector', String(values.selector));
       if (values.metadata) query.set('metadata', String(values.metadata));
       if (st.size === 0) throw new InputError(`${file} is empty: a release needs at least one byte`);
-      release = await uploadPiecesFirst(client, io, json, file, st.size, `/releases?${query}`);
+      release = await uploadPiecesFirst(client, io, json, file, st.size, `/releases?${query}`).catch(async (err: unknown) => {
+        // A controller from before pieces-first uploads refuses the content type: during an
+        // upgrade the CLI may be the newer one. The plain upload works with any.
+        if (!(err instanceof ControllerError && err.status === 400 && err.field === 'Content-Type')) throw err;
+        if (!json) io.stderr.write('the controller does not take piece digests first (an older version): uploading the artifact plainly\n');
+        return uploadPlainly(client, io, json, file, st.size, `/releases?${query}`);
+      });
     }
     if (json) io.stdout.write(JSON.stringify({ event: 'published', release }) + '\n');
     else io.stderr.write(`published ${name}@${version} (${release.infoHash}, ${formatBytes(release.bytes)})\n`);
@@ -115,10 +121,7 @@ async function uploadPiecesFirst(client: ControllerClient, io: CommandIo, json: 
   const opening = Buffer.concat([digests.sha1, digests.sha256]);
   const upload = progressReporter(io, { json, label: 'upload', total: size });
   const open = () => {
-    let sent = 0;
-    // Exactly the bytes hashed, even if the file grew since: the digests describe those.
-    const artifact = createReadStream(file, { highWaterMark: 1024 * 1024, end: size - 1 });
-    artifact.on('data', (chunk) => upload.update({ done: (sent += chunk.length), phase: 'uploading' }));
+    const artifact = readWithProgress(file, size, upload);
     return Readable.from(
       (async function* () {
         yield opening;
@@ -133,6 +136,22 @@ async function uploadPiecesFirst(client: ControllerClient, io: CommandIo, json: 
   });
   upload.finish({ infoHash: release.infoHash });
   return release;
+}
+
+/** The artifact alone: the controller hashes it as it arrives, and agents start once it is all in. */
+async function uploadPlainly(client: ControllerClient, io: CommandIo, json: boolean, file: string, size: number, path: string): Promise<ReleaseStatus> {
+  const upload = progressReporter(io, { json, label: 'upload', total: size });
+  const release = await client.postStream<ReleaseStatus>(path, () => readWithProgress(file, size, upload), size);
+  upload.finish({ infoHash: release.infoHash });
+  return release;
+}
+
+/** The file's first `size` bytes (those hashed, even if it grew since), counted on `bar` as they are read. */
+function readWithProgress(file: string, size: number, bar: ProgressReporter): Readable {
+  let sent = 0;
+  const artifact = createReadStream(file, { highWaterMark: 1024 * 1024, end: size - 1 });
+  artifact.on('data', (chunk) => bar.update({ done: (sent += chunk.length), phase: 'uploading' }));
+  return artifact;
 }
 
 /** How long --wait waits for at least one agent to be targeted before giving up. */
