@@ -52,38 +52,20 @@ export class ReleasesController {
       const body = await readJsonObject(req);
       return this.core.publishPath(body as RawPublishFields, body['path']);
     }
-    if (type === 'application/octet-stream' || type === '') {
-      const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
-      const length = req.headers['content-length'];
-      const declared = length === undefined ? undefined : Number(length);
-      return this.core.publishStream(
-        { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack') },
-        field('filename'),
-        req,
-        declared,
-      );
-    }
+    // Every uploaded form takes the release's fields from the query or X-Swarmship-<Field> headers.
+    const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
+    const fields: RawPublishFields = { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack') };
+    const length = req.headers['content-length'];
+    const declared = length === undefined ? undefined : Number(length);
+    if (type === 'application/octet-stream' || type === '') return this.core.publishStream(fields, field('filename'), req, declared);
     if (type === ANNOUNCED_UPLOAD_TYPE) {
-      const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
-      const length = req.headers['content-length'];
-      return this.core.publishAnnounced(
-        { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack') },
-        field('filename'),
-        req as AsyncIterable<Buffer>,
-        { size: req.headers[FIELD_HEADER + 'size'], pieceLength: req.headers[FIELD_HEADER + 'piece-length'], sha256: req.headers[FIELD_HEADER + 'sha256'], contentLength: length === undefined ? undefined : Number(length) },
-      );
+      const claim = { size: field('size'), pieceLength: field('piece-length'), sha256: field('sha256'), contentLength: declared };
+      return this.core.publishAnnounced(fields, field('filename'), req as AsyncIterable<Buffer>, claim);
     }
     if (type === 'multipart/form-data') {
-      const field = (n: string): unknown => req.query?.[n] ?? req.headers[FIELD_HEADER + n];
-      const length = req.headers['content-length'];
-      return this.core.publishMultipart(
-        { name: field('name'), version: field('version'), selector: field('selector'), metadata: field('metadata'), unpack: field('unpack'), filename: field('filename') },
-        req as AsyncIterable<Buffer>,
-        String(req.headers['content-type']),
-        length === undefined ? undefined : Number(length),
-      );
+      return this.core.publishMultipart({ ...fields, filename: field('filename') }, req as AsyncIterable<Buffer>, String(req.headers['content-type']), declared);
     }
-    throw badRequest('Content-Type', `'${type}' is not accepted: send the artifact as application/octet-stream or multipart/form-data, or JSON {"path": …}`);
+    throw badRequest('Content-Type', `'${type}' is not accepted: send the artifact as application/octet-stream, ${ANNOUNCED_UPLOAD_TYPE} or multipart/form-data, or JSON {"path": …}`);
   }
 
   @Get()

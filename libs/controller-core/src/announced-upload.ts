@@ -52,6 +52,8 @@ export async function readOpening(body: AsyncIterable<Buffer>, n: number): Promi
     have += take;
     if (take < chunk.length) leftover = chunk.subarray(take);
   }
+  // Stopping early does not end `body`: a request destroyed with it could not be answered
+  // (as `destroyOnReturn: false` for a plain upload).
   async function* rest(): AsyncGenerator<Buffer> {
     if (leftover) yield leftover;
     for (;;) {

@@ -157,9 +157,7 @@ export class ControllerCore {
         },
         pieceLanded: (release, index) => this.origin.pieceLanded(release.record.infoHash, index),
         withdrawn: async (release) => {
-          this.tracker.disallow(release.metainfo.infoHash);
-          await this.origin.unseed(release.record.infoHash);
-          this.fleet.bump();
+          await this.stopServing(release);
           this.log.info('release withdrawn: its upload failed', { release: label(release) });
         },
       });
@@ -239,12 +237,17 @@ export class ControllerCore {
     const wasLive = before.record.retiredAt === undefined;
     const release = await this.store.retire(name, version);
     if (wasLive) {
-      this.tracker.disallow(release.metainfo.infoHash);
-      await this.origin.unseed(release.record.infoHash);
-      this.fleet.bump();
+      await this.stopServing(release);
       this.log.info('release retired', { release: label(release) });
     }
     return this.statusOf(release);
+  }
+
+  /** Off the tracker's allow-list and the origin, and agents told at their next sync. */
+  private async stopServing(release: Release): Promise<void> {
+    this.tracker.disallow(release.metainfo.infoHash);
+    await this.origin.unseed(release.record.infoHash);
+    this.fleet.bump();
   }
 
   list(): ReleaseStatus[] {

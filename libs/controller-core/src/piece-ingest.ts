@@ -57,6 +57,8 @@ export class PieceIngest {
   private constructor(
     private readonly pool: HashPool,
     private readonly storage: FileStorage,
+    /** The file being written. */
+    readonly path: string,
     readonly totalBytes: number,
     readonly pieceLength: number,
     private readonly options: PieceIngestOptions,
@@ -73,7 +75,7 @@ export class PieceIngest {
     const pieces = Math.ceil(totalBytes / pieceLength);
     if (options.expectedSha256 && options.expectedSha256.length !== pieces * 32) throw new RangeError(`expected digests are not those of ${pieces} pieces`);
     const storage = await FileStorage.openForWriting([{ path, length: totalBytes, offset: 0 }], { directIo: true });
-    return new PieceIngest(pool, storage, totalBytes, pieceLength, options);
+    return new PieceIngest(pool, storage, path, totalBytes, pieceLength, options);
   }
 
   /** Bytes received so far. */

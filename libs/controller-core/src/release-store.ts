@@ -226,21 +226,14 @@ export class ReleaseStore {
    * (by default the artifact's declared size) does not fit; a disk that fills up mid-stream is a 'no-space' error too.
    */
   async publishStream(fields: PublishFields, fileName: string, body: Readable, declaredBytes: number | undefined, spaceNeeded = declaredBytes): Promise<Release> {
-    let reservation: Reservation | undefined;
-    try {
-      return await this.publish(fields, async (stagingDir) => {
-        if (spaceNeeded !== undefined) reservation = await this.reserveSpace(spaceNeeded);
-        const contentDir = join(stagingDir, CONTENT_DIR);
-        await mkdir(contentDir);
-        const path = join(contentDir, fileName);
-        const received =
-          declaredBytes !== undefined && declaredBytes > 0 ? await this.receiveHashingPieces(body, path, declaredBytes, reservation) : await this.receive(body, path, declaredBytes, reservation);
-        return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', ...received };
-      });
-    } finally {
-      // Written and registered, or removed with its staging dir: either way the disk says it now.
-      if (reservation) this.reservations.delete(reservation);
-    }
+    return this.publish(fields, spaceNeeded, async (stagingDir, reservation) => {
+      const contentDir = join(stagingDir, CONTENT_DIR);
+      await mkdir(contentDir);
+      const path = join(contentDir, fileName);
+      const received =
+        declaredBytes !== undefined && declaredBytes > 0 ? await this.receiveHashingPieces(body, path, declaredBytes, reservation) : await this.receive(body, path, declaredBytes, reservation);
+      return { contentPath: path, content: join(CONTENT_DIR, fileName), field: 'body', ...received };
+    });
   }
 
   /**
@@ -254,14 +247,8 @@ export class ReleaseStore {
    * it stays, as with any refused upload.
    */
   async publishAnnounced(fields: PublishFields, fileName: string, body: AsyncIterable<Buffer>, claim: UploadClaim, live: AnnouncedUploadHooks): Promise<Release> {
-    const k = key(fields.name, fields.version);
-    if (this.releases.has(k) || this.inFlight.has(k)) throw new ControllerError('conflict', `release ${fields.name}@${fields.version} already exists`);
-    this.inFlight.add(k);
-    const stagingDir = join(this.stagingDir, randomBytes(8).toString('hex'));
-    let reservation: Reservation | undefined;
-    try {
-      await mkdir(join(stagingDir, CONTENT_DIR), { recursive: true });
-      reservation = await this.reserveSpace(claim.bytes);
+    return this.staged(fields, claim.bytes, async (stagingDir, reservation) => {
+      await mkdir(join(stagingDir, CONTENT_DIR));
       const path = join(stagingDir, CONTENT_DIR, fileName);
       // Pieces land only once bytes are pushed, after the release below exists.
       let release: Release | undefined;
@@ -271,7 +258,7 @@ export class ReleaseStore {
       }).catch((err: unknown) => {
         throw err instanceof RangeError ? badRequest('X-Swarmship-Piece-Length', err.message) : this.uploadError(err);
       });
-      reservation.written = () => ingest.bytes;
+      reservation!.written = () => ingest.bytes;
       try {
         // The file exists at its full length (sparse), so the torrent is made from its size and the claim.
         const made = await createTorrent(path, { ...this.torrentOptions(fields), pieceLength: claim.pieceLength, pieces: claim.digests });
@@ -283,24 +270,11 @@ export class ReleaseStore {
         if (err instanceof CreateTorrentError) throw badRequest('X-Swarmship-Piece-Length', err.message);
         throw err;
       }
+      const k = key(fields.name, fields.version);
       this.releases.set(k, release);
       try {
         await live.opened(release);
-        try {
-          for await (const chunk of body) await ingest.push(chunk);
-          if (ingest.bytes !== claim.bytes) throw badRequest('body', `received ${ingest.bytes} bytes of the ${claim.bytes} announced`);
-          await ingest.finish();
-        } catch (err) {
-          await ingest.abort();
-          if (err instanceof IngestDigestError) throw badRequest('body', err.message);
-          throw this.uploadError(err);
-        }
-        // Read back on a worker (past the page cache, as it was written) once the fleet has
-        // the pieces, rather than hashed on the way in on the thread that also serves them
-        // (the origin's; 0.1-0.2 s slower at 8 nodes): the manifest must not vouch for a
-        // SHA-256 nobody checked, but no agent waits for this one.
-        const sha256 = (await this.options.hashPool.sha256Files([{ path, position: 0, length: claim.bytes }], { direct: true })).toString('hex');
-        if (sha256 !== claim.sha256) throw badRequest('X-Swarmship-Sha256', `the upload's SHA-256 is ${sha256}, not the ${claim.sha256} sent ahead of it`);
+        await this.receiveAnnounced(body, ingest, claim);
         await this.commit(release, stagingDir);
         return release;
       } catch (err) {
@@ -308,11 +282,26 @@ export class ReleaseStore {
         await live.withdrawn(release);
         throw err;
       }
-    } finally {
-      this.inFlight.delete(k);
-      if (reservation) this.reservations.delete(reservation);
-      await rm(stagingDir, { recursive: true, force: true });
+    });
+  }
+
+  /** The bytes of an announced upload, into `ingest`, and its SHA-256 checked against the claim. */
+  private async receiveAnnounced(body: AsyncIterable<Buffer>, ingest: PieceIngest, claim: UploadClaim): Promise<void> {
+    try {
+      for await (const chunk of body) await ingest.push(chunk);
+      if (ingest.bytes !== claim.bytes) throw badRequest('body', `received ${ingest.bytes} bytes of the ${claim.bytes} announced`);
+      await ingest.finish();
+    } catch (err) {
+      await ingest.abort();
+      if (err instanceof IngestDigestError) throw badRequest('body', err.message);
+      throw this.uploadError(err);
     }
+    // Read back on a worker (past the page cache, as it was written) once the fleet has
+    // the pieces, rather than hashed on the way in on the thread that also serves them
+    // (the origin's; 0.1-0.2 s slower at 8 nodes): the manifest must not vouch for a
+    // SHA-256 nobody checked, but no agent waits for this one.
+    const sha256 = (await this.options.hashPool.sha256Files([{ path: ingest.path, position: 0, length: claim.bytes }], { direct: true })).toString('hex');
+    if (sha256 !== claim.sha256) throw badRequest('X-Swarmship-Sha256', `the upload's SHA-256 is ${sha256}, not the ${claim.sha256} sent ahead of it`);
   }
 
   /**
@@ -406,20 +395,39 @@ export class ReleaseStore {
     // Compared as real paths: a data dir reached through a symlink would not contain `real` by name.
     const dataDir = await realpath(this.options.dataDir).catch(() => this.options.dataDir);
     if (isUnder(real, dataDir)) throw badRequest('path', `${path} is inside the controller's data dir`);
-    return this.publish(fields, async () => ({ contentPath: real, content: real, field: 'path' }));
+    return this.publish(fields, undefined, async () => ({ contentPath: real, content: real, field: 'path' }));
   }
 
-  private async publish(
-    fields: PublishFields,
-    place: (stagingDir: string) => Promise<{ contentPath: string; content: string; field: string } & Partial<Received>>,
-  ): Promise<Release> {
+  /**
+   * Runs one publish of name@version in a fresh staging directory, with `spaceNeeded`
+   * bytes reserved for it when given: a second publish of the same release meanwhile is a
+   * conflict; the directory is removed afterwards (a committed release has been renamed
+   * out of it by then) and the reservation dropped (the disk says it from then on).
+   */
+  private async staged<T>(fields: PublishFields, spaceNeeded: number | undefined, work: (stagingDir: string, reservation: Reservation | undefined) => Promise<T>): Promise<T> {
     const k = key(fields.name, fields.version);
     if (this.releases.has(k) || this.inFlight.has(k)) throw new ControllerError('conflict', `release ${fields.name}@${fields.version} already exists`);
     this.inFlight.add(k);
     const stagingDir = join(this.stagingDir, randomBytes(8).toString('hex'));
+    let reservation: Reservation | undefined;
     try {
       await mkdir(stagingDir, { recursive: true });
-      const placed = await place(stagingDir);
+      if (spaceNeeded !== undefined) reservation = await this.reserveSpace(spaceNeeded);
+      return await work(stagingDir, reservation);
+    } finally {
+      if (reservation) this.reservations.delete(reservation);
+      this.inFlight.delete(k);
+      await rm(stagingDir, { recursive: true, force: true });
+    }
+  }
+
+  private async publish(
+    fields: PublishFields,
+    spaceNeeded: number | undefined,
+    place: (stagingDir: string, reservation: Reservation | undefined) => Promise<{ contentPath: string; content: string; field: string } & Partial<Received>>,
+  ): Promise<Release> {
+    return this.staged(fields, spaceNeeded, async (stagingDir, reservation) => {
+      const placed = await place(stagingDir, reservation);
       let made: { torrent: Buffer; metainfo: Metainfo };
       try {
         made = await createTorrent(placed.contentPath, { ...this.torrentOptions(fields), pieceLength: placed.pieces?.pieceLength, pieces: placed.pieces?.digests });
@@ -433,12 +441,9 @@ export class ReleaseStore {
       this.refuseDuplicate(record);
       const release: Release = { record, metainfo: made.metainfo, torrent: made.torrent, contentPath: placed.contentPath, external: isAbsolute(record.content) };
       await this.commit(release, stagingDir);
-      this.releases.set(k, release);
+      this.releases.set(key(fields.name, fields.version), release);
       return release;
-    } finally {
-      this.inFlight.delete(k);
-      await rm(stagingDir, { recursive: true, force: true });
-    }
+    });
   }
 
   private torrentOptions(fields: PublishFields): CreateTorrentOptions {
