@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANNOUNCED_UPLOAD_TYPE, type ApiError, type ReleaseStatus } from '../libs/contracts/src/rest.js';
 import { Engine } from '../libs/engine/src/index.js';
 import { parseTorrent } from '../libs/metainfo/src/parse.js';
+import { until } from './faults/checks.js';
 import { cachedBytes, directIoWorksIn } from './helpers/page-cache.js';
 import { authHeaders, startControllerProcess, tempDataDir, type ControllerUnderTest } from './helpers/controller-process.js';
 
@@ -74,16 +75,6 @@ async function api(path: string): Promise<Response> {
   return fetch(`${ctl.api}${path}`, { headers: authHeaders() });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function releasesOnDisk(): Promise<string[]> {
   return readdir(join(ctl.dataDir, 'releases')).catch(() => []);
 }
@@ -96,10 +87,15 @@ describe('publishing with the piece digests ahead of the bytes', () => {
     req.write(data.subarray(0, half));
 
     // Listed, with its torrent, while half of it is still to come.
-    const status = await until('the release to be listed', async () => {
-      const res = await api('/releases/early/1');
-      return res.status === 200 ? ((await res.json()) as ReleaseStatus) : undefined;
-    });
+    const status = await until(
+      'the release to be listed',
+      async () => {
+        const res = await api('/releases/early/1');
+        return res.status === 200 ? ((await res.json()) as ReleaseStatus) : undefined;
+      },
+      10_000,
+      50,
+    );
     expect(status.bytes).toBe(data.length);
     const metainfo = parseTorrent(Buffer.from(await (await api('/releases/early/1/torrent')).arrayBuffer()));
     expect(metainfo.infoHashHex).toBe(status.infoHash);
@@ -111,7 +107,7 @@ describe('publishing with the piece digests ahead of the bytes', () => {
     try {
       await peer.listen();
       const torrent = await peer.addTorrent(metainfo, { dir, mode: 'download', peers: [{ host: '127.0.0.1', port: peerPort }] });
-      await until('the landed half to arrive', async () => (torrent.stats().verifiedPieces >= 12 ? true : undefined));
+      await until('the landed half to arrive', async () => (torrent.stats().verifiedPieces >= 12 ? true : undefined), 10_000, 50);
       await new Promise((r) => setTimeout(r, 300));
       expect(torrent.stats().verifiedPieces).toBe(12);
       expect(torrent.stats().hashFailures).toBe(0);
@@ -120,7 +116,7 @@ describe('publishing with the piece digests ahead of the bytes', () => {
       const done = await answer;
       expect(done.status).toBe(201);
       expect((done.body as ReleaseStatus).infoHash).toBe(status.infoHash);
-      await until('the peer to finish', async () => (torrent.complete ? true : undefined));
+      await until('the peer to finish', async () => (torrent.complete ? true : undefined), 10_000, 50);
       expect((await readFile(join(dir, 'app.bin'))).equals(data)).toBe(true);
     } finally {
       await peer.close();
@@ -170,9 +166,9 @@ describe('publishing with the piece digests ahead of the bytes', () => {
     const { req, answer } = startUpload('cut', '1', data);
     answer.catch(() => undefined);
     req.write(data.subarray(0, 3 * PIECE));
-    await until('the release to be listed', async () => ((await api('/releases/cut/1')).status === 200 ? true : undefined));
+    await until('the release to be listed', async () => ((await api('/releases/cut/1')).status === 200 ? true : undefined), 10_000, 50);
     req.destroy();
-    await until('the release to be withdrawn', async () => ((await api('/releases/cut/1')).status === 404 ? true : undefined));
+    await until('the release to be withdrawn', async () => ((await api('/releases/cut/1')).status === 404 ? true : undefined), 10_000, 50);
     expect(await releasesOnDisk()).not.toContain('cut');
   });
 

@@ -64,8 +64,10 @@ export class PieceIngest {
     private readonly options: PieceIngestOptions,
   ) {
     this.pieceCount = Math.ceil(totalBytes / pieceLength);
-    this.sha1 = Buffer.alloc(this.pieceCount * 20);
-    this.sha256 = Buffer.alloc(this.pieceCount * 32);
+    // Digests are taken only when none were sent ahead to verify against.
+    const taken = options.expectedSha256 ? 0 : this.pieceCount;
+    this.sha1 = Buffer.alloc(taken * 20);
+    this.sha256 = Buffer.alloc(taken * 32);
     this.maxInFlight = Math.max(2, Math.floor(IN_FLIGHT_BYTES / pieceLength));
   }
 
@@ -101,7 +103,7 @@ export class PieceIngest {
     }
   }
 
-  /** The digests taken of each piece (none when verifying against expected ones): whole once finish() has resolved. */
+  /** The digests taken of each piece (empty when verifying against expected ones): whole once finish() has resolved. */
   get digests(): PieceDigests {
     return { sha1: this.sha1, sha256: this.sha256 };
   }
