@@ -641,10 +641,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.buffers.release(buf);
     if (this.stopped) return;
     if (ok) {
-      this.picker.markVerified(index);
-      this.have.set(index);
-      for (const p of this.peers.values()) p.conn.send({ type: 'have', index });
-      this.emit('piece', index);
+      this.gained(index);
       if (this.complete) await this.onDownloadComplete();
     } else {
       this.hashFailures++;
@@ -751,14 +748,19 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   pieceLanded(index: number): void {
     if (this.o.growing !== true) throw new Error('pieceLanded is for a torrent added as growing');
     if (this.stopped || this.have.has(index)) return;
+    this.gained(index);
+    if (!this.complete) return;
+    for (const p of this.peers.values()) if (p.isSeed) this.dropSeed(p);
+    this.emitCompleteOnce();
+  }
+
+  /** A piece is ours, verified and on disk: offered one peer at a time while we super-seed, else announced to all. */
+  private gained(index: number): void {
     this.picker.markVerified(index);
     this.have.set(index);
     if (this.superSeed) this.sendOffers(this.superSeed.pieceAvailable(index));
     else for (const p of this.peers.values()) p.conn.send({ type: 'have', index });
     this.emit('piece', index);
-    if (!this.complete) return;
-    for (const p of this.peers.values()) if (p.isSeed) this.dropSeed(p);
-    this.emitCompleteOnce();
   }
 
   // ---- super-seeding ------------------------------------------------------------
