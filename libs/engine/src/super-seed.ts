@@ -19,11 +19,18 @@ import type { Random } from './clock.js';
 // Announced pieces stay servable: the peer believes we have them and HAVE cannot be
 // taken back. Requests for anything else are refused (`mayServe`).
 //
+// Until every piece has been seen at a peer, only pieces with no copy out (held by no
+// peer, offered to none) are offered: a peer with room waits rather than take a second
+// copy from us, because each byte we send twice delays the last first copy by as much,
+// and the swarm passes the first copy around anyway. (Offering the rarest piece
+// regardless, a piece offered but still in flight, sent 4-7 % of the artifact twice
+// before the last first copy, in the fleet benchmark.) An offer nobody has taken up after
+// `overdueMs` (a peer that stalled with it) makes its piece offerable once more, to one
+// more peer each time it is overdue again.
+//
 // An origin may super-seed a release while its upload is still arriving: pieces it does
 // not hold yet are never offered, and each one that lands (`pieceAvailable`) goes out
-// to the peers with room for an offer. Until the last has landed, only pieces with no
-// copy out (held by no peer, offered to none) are offered: a peer waits for the next
-// piece to land rather than take a second copy of one the swarm can pass around.
+// to the peers with room for an offer.
 
 /** A set of pieces; the engine's Bitfield satisfies it. `size` is its length in pieces. */
 export interface PieceSet {
@@ -36,7 +43,13 @@ export interface SuperSeedOptions {
   offersPerPeer?: number;
   /** The pieces we hold now; the rest are added with pieceAvailable(). Default all. */
   available?: PieceSet;
+  /** Milliseconds, for timing offers (overdueOffers()). Default Date.now. */
+  now?: () => number;
+  /** An offered piece no peer has after this long may be offered to one more peer. Default 10 s. */
+  overdueMs?: number;
 }
+
+const DEFAULT_OVERDUE_MS = 10_000;
 
 /** New HAVEs to send, per peer. */
 export type Offers = Map<string, number[]>;
@@ -73,6 +86,12 @@ export class SuperSeedPolicy {
   private readonly holders = new Map<number, Set<string>>();
   private readonly seen: Uint8Array;
   private seenCount = 0;
+  private readonly now: () => number;
+  private readonly overdueMs: number;
+  /** Pieces offered and not yet seen at any peer, with when their current wait began. */
+  private readonly awaited = new Map<number, number>();
+  /** Awaited pieces past overdueMs: each may go to one more peer. */
+  private readonly overdue = new Set<number>();
 
   constructor(
     readonly pieceCount: number,
@@ -83,6 +102,8 @@ export class SuperSeedPolicy {
     const offers = options.offersPerPeer ?? 1;
     if (!Number.isInteger(offers) || offers < 1) throw new RangeError(`offersPerPeer must be a positive integer, got ${offers}`);
     this.offersPerPeer = offers;
+    this.now = options.now ?? Date.now;
+    this.overdueMs = options.overdueMs ?? DEFAULT_OVERDUE_MS;
     this.availability = new Uint32Array(pieceCount);
     this.copies = new Uint32Array(pieceCount);
     this.seen = new Uint8Array(pieceCount);
@@ -165,6 +186,23 @@ export class SuperSeedPolicy {
     return offers;
   }
 
+  /**
+   * Call now and then (the session's tick): pieces offered longer than overdueMs ago and
+   * still seen at no peer may each go to one more peer. Returns those offers.
+   */
+  overdueOffers(): Offers {
+    const offers: Offers = new Map();
+    const now = this.now();
+    let added = false;
+    for (const [index, since] of this.awaited) {
+      if (now - since < this.overdueMs || this.overdue.has(index)) continue;
+      this.overdue.add(index);
+      added = true;
+    }
+    if (added) for (const [key, state] of this.peers) if (state.pending.size < state.limit) this.collect(offers, key);
+    return offers;
+  }
+
   /** The peer disconnected. Returns offers its leaving unlocks for the others. */
   peerLeft(peer: string): Offers {
     const state = this.peers.get(peer);
@@ -177,16 +215,13 @@ export class SuperSeedPolicy {
       this.adjust(i, -1);
     }
     this.peers.delete(peer);
-    // It may have been the last peer a held offer was waiting to reach.
     for (const [key, other] of this.peers) {
-      let changed = false;
+      // It may have been the last peer a held offer was waiting to reach.
       for (const index of [...other.pending]) {
-        if (other.flags[index]! & HAS && this.availability[index] === this.peers.size) {
-          this.release(other, index);
-          changed = true;
-        }
+        if (other.flags[index]! & HAS && this.availability[index] === this.peers.size) this.release(other, index);
       }
-      if (changed) this.collect(offers, key);
+      // What it held or was offered may be fresh again, for any peer with room.
+      if (other.pending.size < other.limit) this.collect(offers, key);
     }
     return offers;
   }
@@ -244,6 +279,8 @@ export class SuperSeedPolicy {
   }
 
   private announce(state: PeerState, index: number): void {
+    // A first offer, or the extra one an overdue piece earns: its wait starts now.
+    if (!this.seen[index] && (!this.awaited.has(index) || this.overdue.delete(index))) this.awaited.set(index, this.now());
     state.flags[index]! |= ANNOUNCED;
     state.unshown--;
     state.pending.add(index);
@@ -259,13 +296,23 @@ export class SuperSeedPolicy {
     set?.delete(state.key);
     if (set?.size === 0) this.holders.delete(index);
     if (!(state.flags[index]! & HAS)) this.adjust(index, -1);
+    // Nobody holds it and nobody was offered it (its only taker left): fresh again.
+    if (this.copies[index] === 0) this.forgetWait(index);
   }
 
-  /** A piece with the fewest copies that the peer neither has nor was offered; ties at random. */
+  private forgetWait(index: number): void {
+    this.awaited.delete(index);
+    this.overdue.delete(index);
+  }
+
+  /**
+   * A piece with the fewest copies that the peer neither has nor was offered; ties at
+   * random. Until every piece is held here and seen outside, only pieces with no copy
+   * out, or overdue ones.
+   */
   private pick(flags: Uint8Array): number {
-    // While pieces are still landing, only pieces with no copy out yet: the upload is then
-    // what limits us, and a second copy from us is upload the swarm could have done.
-    const buckets = this.heldCount < this.pieceCount ? 1 : this.buckets.length;
+    const firstCopiesOnly = this.heldCount < this.pieceCount || this.seenCount < this.pieceCount;
+    const buckets = firstCopiesOnly ? 1 : this.buckets.length;
     for (let b = 0; b < buckets; b++) {
       const bucket = this.buckets[b];
       // A piece that lands with copies already counted may leave lower buckets never made.
@@ -277,6 +324,7 @@ export class SuperSeedPolicy {
         if (flags[index] === 0) return index;
       }
     }
+    if (firstCopiesOnly) for (const index of this.overdue) if (flags[index] === 0) return index;
     return -1;
   }
 
@@ -313,6 +361,7 @@ export class SuperSeedPolicy {
     if (this.seen[index]) return;
     this.seen[index] = 1;
     this.seenCount++;
+    this.forgetWait(index);
   }
 
   private state(peer: string): PeerState {

@@ -238,7 +238,11 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     // One piece cannot be offered without completing the peer's view of us at once,
     // which libtorrent answers by disconnecting (see SuperSeedPolicy.refill); seed it normally.
     if (options.superSeed && (this.have.complete || options.growing) && this.info.pieceCount > 1) {
-      this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random, { offersPerPeer: SUPER_SEED_OFFERS_PER_PEER, available: this.have });
+      this.superSeed = new SuperSeedPolicy(this.info.pieceCount, options.random, {
+        offersPerPeer: SUPER_SEED_OFFERS_PER_PEER,
+        available: this.have,
+        now: () => this.clock.now(),
+      });
     }
     this.downloaded = new RateMeter(this.clock);
     this.uploaded = new RateMeter(this.clock);
@@ -830,7 +834,10 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       this.fillRequests(peer);
     }
     if (this.ticks % CHOKE_EVERY_TICKS === 0) this.runChoker();
-    if (this.superSeed) this.limitOffersByRate(this.superSeed);
+    if (this.superSeed) {
+      this.limitOffersByRate(this.superSeed);
+      this.sendOffers(this.superSeed.overdueOffers());
+    }
     if (this.ticks % IDLE_CACHE_TRIM_TICKS === 0) this.uploader.trimIfIdle();
     this.connectToPeers();
   }

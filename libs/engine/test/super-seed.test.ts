@@ -36,9 +36,9 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('lets a peer hold only as many offers as its cap, and refills when the cap is raised', () => {
-    const policy = new SuperSeedPolicy(20, seededRandom(4), { offersPerPeer: 8 });
-    expect(policy.peerJoined('FAST', none(20))).toHaveLength(8);
-    const slowOffers = policy.peerJoined('SLOW', none(20));
+    const policy = new SuperSeedPolicy(40, seededRandom(4), { offersPerPeer: 8 });
+    expect(policy.peerJoined('FAST', none(40))).toHaveLength(8);
+    const slowOffers = policy.peerJoined('SLOW', none(40));
     expect(slowOffers).toHaveLength(8);
     // Capped at 1 while it still holds 8: nothing new until all but one are passed on.
     expect(policy.setOfferLimit('SLOW', 1)).toEqual([]);
@@ -76,10 +76,10 @@ describe('SuperSeedPolicy', () => {
   });
 
   it('does not count a piece a peer brought with it as passed on', () => {
-    const policy = new SuperSeedPolicy(2, seededRandom(4));
-    const [a] = policy.peerJoined('A', none(2)) as [number];
-    policy.peerJoined('B', none(2));
-    const held = a === 0 ? '*-' : '-*';
+    const policy = new SuperSeedPolicy(4, seededRandom(4));
+    const [a] = policy.peerJoined('A', none(4)) as [number];
+    policy.peerJoined('B', none(4));
+    const held = ['*---', '-*--', '--*-', '---*'][a]!;
     expect(policy.peerJoined('C', bits(held))).toHaveLength(1);
     expect(show(policy.peerHas('A', a))).toBe('');
   });
@@ -115,14 +115,18 @@ describe('SuperSeedPolicy', () => {
     expect([...after.keys()]).toEqual(['A']);
   });
 
-  it('counts what a departed peer held as rare again', () => {
-    const policy = new SuperSeedPolicy(3, seededRandom(7));
-    const [a] = policy.peerJoined('A', none(3)) as [number];
-    const [b] = policy.peerHas('A', a).get('A') as [number];
-    const [c] = policy.peerJoined('B', none(3)) as [number];
-    expect([a, b, c].sort()).toEqual([0, 1, 2]);
-    policy.peerLeft('A');
-    expect([a, b]).toContain(policy.peerJoined('C', none(3))[0]);
+  it('offers what a departed peer held or was offered again, at once, to a peer with room', () => {
+    const policy = new SuperSeedPolicy(4, seededRandom(7), { offersPerPeer: 2 });
+    const fromA = policy.peerJoined('A', none(4));
+    const fromB = policy.peerJoined('B', none(4));
+    expect([...fromA, ...fromB].sort()).toEqual([0, 1, 2, 3]);
+    // Everything is out: C waits.
+    expect(policy.peerJoined('C', none(4))).toEqual([]);
+    // A holds one of its pieces (nobody else does yet) and leaves: both are fresh again.
+    policy.peerHas('A', fromA[0]!);
+    const again = policy.peerLeft('A');
+    expect([...again.keys()]).toEqual(['C']);
+    expect(again.get('C')!.sort()).toEqual([...fromA].sort());
   });
 
   it('turns fullCopyOutside on exactly when every piece has been seen at a peer', () => {
@@ -255,7 +259,7 @@ describe('SuperSeedPolicy', () => {
     expect(show(policy.pieceAvailable(3))).toBe('A:3');
   });
 
-  it('counts a piece a peer brought before it landed here, and seeds normally once every piece has landed', () => {
+  it('counts a piece a peer brought before it landed here', () => {
     const policy = new SuperSeedPolicy(3, seededRandom(6), { available: bits('*--') });
     expect(policy.peerJoined('A', bits('-*-'))).toEqual([0]);
     expect(policy.peerJoined('B', none(3))).toEqual([]);
@@ -264,7 +268,51 @@ describe('SuperSeedPolicy', () => {
     // B has 0 from A: A is released, but the only piece it lacks (2) is out with B.
     expect(show(policy.peerHas('B', 0))).toBe('');
     expect(policy.mayServe('B', 1)).toBe(false);
-    // The last piece lands (A has it already): from now on the rarest piece, even one out.
-    expect(show(policy.pieceAvailable(1))).toBe('A:2');
+    // The last piece lands (A has it already): nothing new to offer, and 2 is still only out with B.
+    expect(show(policy.pieceAvailable(1))).toBe('');
+    policy.peerHas('B', 2);
+    expect(policy.fullCopyOutside).toBe(true);
+  });
+
+  it('sends no second copy of a piece until every piece has been seen at a peer', () => {
+    const policy = new SuperSeedPolicy(5, seededRandom(7), { offersPerPeer: 2 });
+    const a = policy.peerJoined('A', none(5));
+    const b = policy.peerJoined('B', none(5));
+    const c = policy.peerJoined('C', none(5));
+    expect([...a, ...b, ...c].sort()).toEqual([0, 1, 2, 3, 4]);
+    // Every piece is offered once: D waits, however much room it has.
+    expect(policy.peerJoined('D', none(5))).toEqual([]);
+    policy.peerHas('A', a[0]!);
+    // B takes a[0] from A: A has room, but the pieces it lacks are all out with others.
+    expect(show(policy.peerHas('B', a[0]!))).toBe('');
+    for (const [peer, pieces] of [['A', a.slice(1)], ['B', b], ['C', c]] as const) for (const i of pieces) policy.peerHas(peer, i);
+    // Every piece is out now: a peer that joins is offered pieces others hold.
+    expect(policy.fullCopyOutside).toBe(true);
+    expect(policy.peerJoined('E', none(5))).toHaveLength(2);
+  });
+
+  it('offers a piece once more when nobody has taken it up in time, to one more peer each time', () => {
+    let now = 0;
+    const policy = new SuperSeedPolicy(3, seededRandom(8), { now: () => now, overdueMs: 10_000 });
+    const [a] = policy.peerJoined('A', none(3));
+    const [b] = policy.peerJoined('B', none(3));
+    const [c] = policy.peerJoined('C', none(3));
+    expect(policy.peerJoined('D', none(3))).toEqual([]);
+    now = 9_999;
+    expect(show(policy.overdueOffers())).toBe('');
+    // A, B and C stalled: each of their pieces may go to one more peer. D has room for one,
+    // the piece offered first.
+    now = 10_000;
+    expect(show(policy.overdueOffers())).toBe(`D:${a}`);
+    expect(show(policy.overdueOffers())).toBe('');
+    expect(policy.peerJoined('E', none(3))).toEqual([b]);
+    // D takes its piece up, which releases A's offer of it: A gets the last overdue piece
+    // (and, with it, the last piece it lacks, see 'offers the last piece a peer lacks').
+    expect(show(policy.peerHas('D', a!))).toBe(`A:${c},${b}`);
+    // Each rescue starts its wait again: b and c are overdue again 10 s later, for a newcomer.
+    now = 19_999;
+    expect(policy.peerJoined('F', none(3))).toEqual([]);
+    now = 20_000;
+    expect(show(policy.overdueOffers())).toBe(`F:${b}`);
   });
 });
