@@ -135,8 +135,24 @@ export class PeerConnection implements WireDecoderSink {
       this.socket.pause();
       this.readGate.take(chunk.length, () => this.socket.resume());
     }
-    this.decoder.push(chunk);
-    if (!this.closed) this.handler.onChunkDone(this);
+    // Whatever handling this chunk sends this peer (blocks for its requests, our own
+    // requests, HAVEs) leaves in one write when it is done, not one write per message.
+    this.socket.cork();
+    try {
+      this.decoder.push(chunk);
+      if (!this.closed) this.handler.onChunkDone(this);
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  /** Holds writes until the matching uncork(), which sends them together (calls nest). */
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
   }
 
   get remoteAddress(): string {

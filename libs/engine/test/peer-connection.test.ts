@@ -56,4 +56,52 @@ describe('PeerConnection.accept', () => {
     });
     server = undefined;
   });
+
+  it('answers every request that arrived in one read with one write to the socket', async () => {
+    const block = Buffer.alloc(16384, 0xcd);
+    const handler: ConnectionHandler = {
+      ...recorder(),
+      onMessage: (c, m) => {
+        if (m.type === 'request') c.sendPiece(m.index, m.begin, block.subarray(0, m.length));
+      },
+    };
+    let writes = 0;
+    const accepted = new Promise<PeerConnection>((resolve) => {
+      server = createServer({ pauseOnConnect: true }, (socket: Socket) => {
+        const conn = PeerConnection.accept(socket, handler, () => Date.now());
+        // Node's stream calls one of these per write it hands the kernel.
+        const s = conn.socket as unknown as Record<'_write' | '_writev', (...a: unknown[]) => void>;
+        for (const name of ['_write', '_writev'] as const) {
+          const original = s[name]!.bind(conn.socket);
+          s[name] = (...a: unknown[]) => {
+            writes++;
+            original(...a);
+          };
+        }
+        resolve(conn);
+      });
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const port = (server!.address() as { port: number }).port;
+    const client = connect(port, '127.0.0.1');
+    const received: Buffer[] = [];
+    let bytes = 0;
+    const requests = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ type: 'request' as const, index: i, begin: 0, length: 16384 }));
+    const all = new Promise<void>((resolve) =>
+      client.on('data', (d: Buffer) => {
+        received.push(d);
+        if ((bytes += d.length) >= requests.length * (13 + 16384)) resolve();
+      }),
+    );
+    const handshake: Handshake = { reserved: Buffer.alloc(8), infoHash: Buffer.alloc(20, 7), peerId: Buffer.alloc(20, 9) };
+    client.write(Buffer.concat([encodeHandshake(handshake), ...requests.map(encodeMessage)]));
+    const conn = await accepted;
+    await all;
+    expect(bytes).toBe(requests.length * (13 + 16384));
+    expect(Buffer.concat(received).readUInt32BE(13 + 16384 + 5)).toBe(1);
+    expect(writes).toBe(1);
+    client.destroy();
+    conn.destroy(undefined);
+  });
 });
+

@@ -55,6 +55,8 @@ function peerWithSocket(clock: ManualClock, port: number, { pieces = PIECES, tak
     supportsFast: false,
     send() {},
     destroy() {},
+    cork() {},
+    uncork() {},
     sendPiece(index: number, begin: number, block: Uint8Array, onFlushed?: () => void) {
       if (takesNothing) {
         queued += 13 + block.byteLength;
