@@ -104,4 +104,3 @@ describe('PeerConnection.accept', () => {
     conn.destroy(undefined);
   });
 });
-
