@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { encodeHandshake, encodeMessage } from '../../wire/src/encode.js';
+import { WireDecoder } from '../../wire/src/decode.js';
 import { Engine } from '../src/index.js';
 import { cleanupAfterEach, describeFile } from './loopback-fixtures.js';
 
@@ -23,7 +26,7 @@ async function superSeeder(name: string, pieces: number, pieceLength: number, un
   const origin = engine(undefined, unchokeSlots);
   const originPort = await origin.listen();
   const seed = await origin.addTorrent(info, { dir: originDir, mode: 'seed', superSeed: true });
-  return { info, originPort, seed };
+  return { data, info, originPort, seed };
 }
 
 describe('super-seeding offers follow each peer rate', () => {
@@ -65,4 +68,47 @@ describe('super-seeding offers follow each peer rate', () => {
     expect(seed.stats().superSeeding).toBe(true);
     expect(unchoked(), JSON.stringify(seed.stats().peerStats.map((p) => [p.listenPort, p.amChoking, p.offers]))).toBe(3);
   }, 30_000);
+
+  it('offers the pieces a stalled peer holds to another peer once they are overdue, and never before', async () => {
+    const { data, info, originPort, seed } = await superSeeder('stalled.bin', 8, 16 * KIB);
+
+    // A peer that takes every offer (8 pieces, all of them) and never asks for a byte.
+    const offered = new Set<number>();
+    const stalled = connect(originPort, '127.0.0.1');
+    cleanups.push(async () => void stalled.destroy());
+    const decoder = new WireDecoder({
+      onHandshake: () => undefined,
+      onMessage: (m) => {
+        if (m.type === 'have') offered.add(m.index);
+      },
+      onError: () => undefined,
+    });
+    stalled.on('data', (chunk: Buffer) => decoder.push(chunk));
+    stalled.on('error', () => undefined);
+    stalled.write(
+      Buffer.concat([
+        encodeHandshake({ reserved: Buffer.alloc(8), infoHash: info.infoHash, peerId: randomBytes(20) }),
+        encodeMessage({ type: 'bitfield', bitfield: Buffer.alloc(1) }),
+        encodeMessage({ type: 'interested' }),
+      ]),
+    );
+    for (let i = 0; i < 100 && offered.size < 8; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(offered.size).toBe(8);
+
+    // Every piece is out with it: a leecher that joins now gets no second copy...
+    const leecher = engine();
+    await leecher.listen();
+    const dir = await tempDir();
+    const download = await leecher.addTorrent(info, { dir, mode: 'download', peers: [{ host: '127.0.0.1', port: originPort }] });
+    const joined = Date.now();
+    const done = new Promise<number>((resolve) => download.once('complete', () => resolve(Date.now())));
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(download.stats().downloadedBytes).toBe(0);
+    expect(seed.stats().superSeeding).toBe(true);
+    // ...until the stalled peer's offers are 10 s old: then each goes to one more peer.
+    const finished = await done;
+    expect(finished - joined).toBeGreaterThan(5_000);
+    expect((await readFile(join(dir, info.name))).equals(data)).toBe(true);
+  }, 30_000);
 });
+
