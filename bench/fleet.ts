@@ -19,17 +19,22 @@ import { libtorrentSwarm } from './fleet/scenarios/libtorrent.js';
 import { swarmshipFleet } from './fleet/scenarios/swarmship.js';
 import { swarmshipEngine } from './fleet/scenarios/swarmship-engine.js';
 
+/** Bytes of the release `swarmship-warm` ships before its timed one (--warm-up). */
+let warmUpBytes = 32 * 1024 * 1024;
+
 const SCENARIOS: Record<string, () => Scenario> = {
   http: httpFanout,
   libtorrent: () => libtorrentSwarm(),
   'libtorrent-superseed': () => libtorrentSwarm({ superSeed: true }),
-  swarmship: swarmshipFleet,
+  swarmship: () => swarmshipFleet(),
+  'swarmship-warm': () => swarmshipFleet({ warmUpBytes }),
   'swarmship-engine': () => swarmshipEngine(),
   'swarmship-engine-plain': () => swarmshipEngine({ superSeed: false }),
 };
 
 const HELP = `Usage: npm run bench:fleet -- [--nodes 16] [--rate 200mbit] [--size 256MiB] [--piece-length 1MiB]
          [--latency MS] [--loss PERCENT] [--slow-node FACTOR] [--scenarios http,libtorrent,swarmship]
+         [--warm-up SIZE]
 
 One origin and N nodes as network namespaces on one bridge (addresses in 10.77.0.0/16
 that exist only there), each host's link shaped with tc tbf at both ends. The same
@@ -53,6 +58,11 @@ Options:
                         offload off so packets are dropped one by one as on a wire.
   --slow-node FACTOR    Node n01 gets FACTOR × the rate (e.g. 0.1); the others are reported apart too.
   --scenarios LIST      Any of: ${Object.keys(SCENARIOS).join(', ')} (default http,libtorrent,swarmship).
+                        swarmship starts its controller and agents just before the timed
+                        publish; swarmship-warm first ships a smaller release to the whole
+                        fleet, untimed, so the timed one meets processes that have shipped
+                        before, as agents in service have. Run both to see the difference.
+  --warm-up SIZE        The release swarmship-warm ships first (default 32MiB).
   --timeout SECONDS     Per scenario (default: 3 × its bound + 120).
   -h, --help            Show this help.
 
@@ -75,6 +85,7 @@ async function main(): Promise<number> {
       'slow-node': { type: 'string' },
       scenarios: { type: 'string', default: 'http,libtorrent,swarmship' },
       timeout: { type: 'string' },
+      'warm-up': { type: 'string', default: '32MiB' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -91,6 +102,8 @@ async function main(): Promise<number> {
   const latencyMs = number(values.latency, '--latency', 0, 10_000);
   const lossPercent = number(values.loss, '--loss', 0, 100);
   const slowNodeFactor = number(values['slow-node'], '--slow-node', 0.001, 1);
+  warmUpBytes = parseByteSize(values['warm-up'], '--warm-up');
+  if (warmUpBytes === 0) throw new Error('--warm-up 0: swarmship-warm needs a release to ship first; run the swarmship scenario for none');
   const ids = values.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of ids) if (!SCENARIOS[id]) throw new Error(`--scenarios: unknown ${id}; expected ${Object.keys(SCENARIOS).join(', ')}`);
   const why = netnsUnavailableReason();

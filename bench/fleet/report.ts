@@ -14,6 +14,7 @@ const ANCHORS: Record<string, Partial<Record<number, string>> & { other?: string
   libtorrent: { 8: '19.8–22.4 s (1.85–2.08 ×)', 16: '25.3–27.0 s (2.36–2.51 ×)' },
   'libtorrent-superseed': { 8: '23.2–23.7 s (2.16–2.20 ×)', 16: '30.9–31.3 s (2.9 ×)' },
   swarmship: { other: 'target ≤ 1.15 × bound, < libtorrent' },
+  'swarmship-warm': { other: 'target ≤ 1.15 × bound, < libtorrent' },
   'swarmship-engine': { other: 'target ≤ 1.15 × bound, < libtorrent' },
 };
 
@@ -139,11 +140,14 @@ function rows(result: FleetResult): string[][] {
 export function comparisons(result: FleetResult): string[] {
   const by = new Map(result.scenarios.filter((s) => s.ok).map((s) => [s.id, s]));
   const ours = by.get('swarmship') ?? by.get('swarmship-engine');
+  const warm = by.get('swarmship-warm');
   const lt = by.get('libtorrent');
   const pairs = [
     [ours, lt],
     [ours, by.get('libtorrent-superseed')],
     [ours, by.get('http')],
+    [warm, lt],
+    [warm, by.get('http')],
     [lt, by.get('http')],
   ];
   return pairs

@@ -6,8 +6,9 @@
  * renamed into place); the scenario is finished when `publish --wait` returns 0.
  */
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Child } from '../../lib/proc.js';
+import type { Child, Line } from '../../lib/proc.js';
 import { copiesFromLines, withDeadline, type Scenario, type ScenarioContext } from '../scenario.js';
 
 const API_PORT = 7070;
@@ -29,19 +30,33 @@ export interface SwarmshipFleetScenario extends Scenario {
   agent(node: string): Child | undefined;
 }
 
-export function swarmshipFleet(): SwarmshipFleetScenario {
+export interface SwarmshipFleetOptions {
+  /**
+   * Bytes of a release shipped to the whole fleet during setup (untimed), so that the
+   * timed release meets a controller and agents that have shipped before, as they have
+   * in service, rather than processes started a moment ago. 0: none.
+   */
+  warmUpBytes?: number;
+}
+
+export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFleetScenario {
+  const warmUpBytes = options.warmUpBytes ?? 0;
   const apiToken = randomBytes(16).toString('hex');
   const agentToken = randomBytes(16).toString('hex');
   const agents = new Map<string, Child>();
   let publish: Child | undefined;
   let controller: Child | undefined;
+  // The timed release's name/version, as agents log it (a warm-up release comes before it).
+  const version = `v${randomBytes(3).toString('hex')}`;
+  const ofRelease = (l: Line) => l.json?.release === `fleet-artifact/${version}`;
   let publishExit: Promise<{ at: number; code: number | string | null }> | undefined;
   const env = { SWARMSHIP_TOKEN: apiToken, SWARMSHIP_AGENT_TOKEN: agentToken, SWARMSHIP_CONFIG: '' };
   return {
-    id: 'swarmship',
-    label: 'swarmship (controller, agents, publish --wait)',
+    id: warmUpBytes > 0 ? 'swarmship-warm' : 'swarmship',
+    label: warmUpBytes > 0 ? `swarmship after a ${warmUpBytes / 1024 / 1024} MiB warm-up release` : 'swarmship (controller, agents, publish --wait)',
     kind: 'swarm',
-    notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included; the controller chooses the piece length itself (256 KiB up to 512 MiB), --piece-length applies to the other scenarios',
+    notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included; the controller chooses the piece length itself (256 KiB up to 512 MiB), --piece-length applies to the other scenarios' +
+      (warmUpBytes > 0 ? `; before the clock starts, a ${warmUpBytes} byte release was shipped to every node the same way (agents and controller warm, as in service)` : ''),
     async setup(ctx: ScenarioContext) {
       const origin = ctx.net.origin;
       controller = ctx.spawn(
@@ -65,6 +80,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
         agents.set(node.name, agent);
       }
       await Promise.all([...agents.values()].map((a) => a.waitLine((l) => l.json?.event === 'controller-connected', 60_000, 'controller-connected')));
+      if (warmUpBytes > 0) await warmUp(ctx, warmUpBytes, env);
     },
     async start(ctx: ScenarioContext) {
       const origin = ctx.net.origin;
@@ -72,7 +88,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
         origin,
         'publish',
         process.execPath,
-        [ctx.cli, 'publish', ctx.artifact.path, '--name', 'fleet-artifact', '--version', `v${randomBytes(3).toString('hex')}`, '--wait', '--timeout', `${Math.max(10, Math.round((ctx.deadline - performance.now()) / 1000))}s`, '--url', `http://${origin.address}:${API_PORT}`, '--json'],
+        [ctx.cli, 'publish', ctx.artifact.path, '--name', 'fleet-artifact', '--version', version, '--wait', '--timeout', `${Math.max(10, Math.round((ctx.deadline - performance.now()) / 1000))}s`, '--url', `http://${origin.address}:${API_PORT}`, '--json'],
         env,
       );
       publishExit = publish.exited.then((code) => ({ at: performance.now(), code }));
@@ -83,7 +99,7 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
         if (code !== 0) throw new Error(`publish exited ${code}\n${publish!.tail()}`);
         return new Promise<never>(() => undefined);
       });
-      return copiesFromLines(ctx, agents, 'swarmship rollout', (l) => l.json?.event === 'published', (_node, line) => ({ at: line.at, path: join(String(line.json!.path), ctx.artifact.name) }), failed);
+      return copiesFromLines(ctx, agents, 'swarmship rollout', (l) => l.json?.event === 'published' && ofRelease(l), (_node, line) => ({ at: line.at, path: join(String(line.json!.path), ctx.artifact.name) }), failed);
     },
     async finishedAt(ctx: ScenarioContext) {
       const { at, code } = await withDeadline(publishExit!, ctx.deadline, 'publish --wait');
@@ -94,14 +110,14 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
       const out: Record<string, number> = {};
       const uploaded = publish?.lines.find((l) => l.json?.event === 'published');
       if (uploaded) out['publish: uploaded, release created'] = uploaded.at;
-      const started = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'download-started')?.at).filter((t): t is number => t !== undefined);
+      const started = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'download-started' && ofRelease(l))?.at).filter((t): t is number => t !== undefined);
       if (started.length) out['first agent download-started'] = Math.min(...started);
       if (started.length) out['last agent download-started'] = Math.max(...started);
       // Every piece verified; 'published' follows once the copy is in place and served again.
-      const downloaded = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'downloaded')?.at).filter((t): t is number => t !== undefined);
+      const downloaded = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'downloaded' && ofRelease(l))?.at).filter((t): t is number => t !== undefined);
       if (downloaded.length) out['last agent downloaded'] = Math.max(...downloaded);
       // From here the origin seeds like any peer: what it sends after is on top of its one copy.
-      const ended = controller?.errLines.find((l) => l.json?.msg === 'super-seed-ended')?.at;
+      const ended = controller?.errLines.find((l) => l.json?.msg === 'super-seed-ended' && l.json?.release === `fleet-artifact@${version}`)?.at;
       if (ended !== undefined) out['origin: super-seeding ended (a full copy outside)'] = ended;
       return out;
     },
@@ -111,4 +127,21 @@ export function swarmshipFleet(): SwarmshipFleetScenario {
       return Promise.resolve();
     },
   };
+}
+
+/** Ships `bytes` of random data to every node with `publish --wait`, before the clock starts. */
+async function warmUp(ctx: ScenarioContext, bytes: number, env: Record<string, string>): Promise<void> {
+  const origin = ctx.net.origin;
+  const file = join(ctx.hostDir(origin), 'warm-up.bin');
+  await writeFile(file, randomBytes(bytes));
+  ctx.log(`  warm-up: shipping ${bytes} bytes to every node first (untimed)`);
+  const publish = ctx.spawn(
+    origin,
+    'warm-up publish',
+    process.execPath,
+    [ctx.cli, 'publish', file, '--name', 'fleet-warm-up', '--version', `v${randomBytes(3).toString('hex')}`, '--wait', '--timeout', '120s', '--url', `http://${origin.address}:${API_PORT}`, '--json'],
+    env,
+  );
+  const code = await publish.exited;
+  if (code !== 0) throw new Error(`warm-up publish exited ${code}\n${publish.tail()}`);
 }
