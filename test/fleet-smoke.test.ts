@@ -1,10 +1,10 @@
 /**
  * The fleet harness on real hosts: an origin and four nodes as network namespaces on one
  * bridge, shaped links, 32 MiB shipped by swarmship (controller, agents, publish --wait,
- * after a small warm-up release) and by HTTP fan-out as a sanity check of the harness itself. Every copy must be
- * bit-identical and no namespace may be left behind. Times are printed, never asserted
- * (npm run bench:fleet is where they are judged). Needs root for `ip netns`; skips and
- * says why otherwise.
+ * after a small warm-up release) and by HTTP fan-out as a sanity check of the harness
+ * itself. Every copy must be bit-identical and no namespace may be left behind. Times
+ * are printed, never asserted (npm run bench:fleet is where they are judged). Needs root
+ * for `ip netns`; skips and says why otherwise.
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';

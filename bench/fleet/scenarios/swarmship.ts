@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fmtBytes } from '../../lib/files.js';
 import type { Child, Line } from '../../lib/proc.js';
 import { copiesFromLines, withDeadline, type Scenario, type ScenarioContext } from '../scenario.js';
 
@@ -53,10 +54,10 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
   const env = { SWARMSHIP_TOKEN: apiToken, SWARMSHIP_AGENT_TOKEN: agentToken, SWARMSHIP_CONFIG: '' };
   return {
     id: warmUpBytes > 0 ? 'swarmship-warm' : 'swarmship',
-    label: warmUpBytes > 0 ? `swarmship after a ${warmUpBytes / 1024 / 1024} MiB warm-up release` : 'swarmship (controller, agents, publish --wait)',
+    label: warmUpBytes > 0 ? `swarmship after a ${fmtBytes(warmUpBytes)} warm-up release` : 'swarmship (controller, agents, publish --wait)',
     kind: 'swarm',
     notes: 'controller on the origin (super-seeding, its defaults), one agent per node, publish --wait from the origin; timed from the publish command, upload and torrent creation included; the controller chooses the piece length itself (256 KiB up to 512 MiB), --piece-length applies to the other scenarios' +
-      (warmUpBytes > 0 ? `; before the clock starts, a ${warmUpBytes} byte release was shipped to every node the same way (agents and controller warm, as in service)` : ''),
+      (warmUpBytes > 0 ? `; before the clock starts, a ${fmtBytes(warmUpBytes)} release was shipped to every node the same way (agents and controller warm, as in service)` : ''),
     async setup(ctx: ScenarioContext) {
       const origin = ctx.net.origin;
       controller = ctx.spawn(
@@ -134,7 +135,7 @@ async function warmUp(ctx: ScenarioContext, bytes: number, env: Record<string, s
   const origin = ctx.net.origin;
   const file = join(ctx.hostDir(origin), 'warm-up.bin');
   await writeFile(file, randomBytes(bytes));
-  ctx.log(`  warm-up: shipping ${bytes} bytes to every node first (untimed)`);
+  ctx.log(`  warm-up: shipping ${fmtBytes(bytes)} to every node first (untimed)`);
   const publish = ctx.spawn(
     origin,
     'warm-up publish',
