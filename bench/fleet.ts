@@ -19,15 +19,17 @@ import { libtorrentSwarm } from './fleet/scenarios/libtorrent.js';
 import { swarmshipFleet } from './fleet/scenarios/swarmship.js';
 import { swarmshipEngine } from './fleet/scenarios/swarmship-engine.js';
 
-/** Bytes of the release `swarmship-warm` ships before its timed one (--warm-up). */
-let warmUpBytes = 32 * 1024 * 1024;
+interface ScenarioOptions {
+  /** Bytes of the release `swarmship-warm` ships before its timed one (--warm-up). */
+  warmUpBytes: number;
+}
 
-const SCENARIOS: Record<string, () => Scenario> = {
+const SCENARIOS: Record<string, (o: ScenarioOptions) => Scenario> = {
   http: httpFanout,
   libtorrent: () => libtorrentSwarm(),
   'libtorrent-superseed': () => libtorrentSwarm({ superSeed: true }),
   swarmship: () => swarmshipFleet(),
-  'swarmship-warm': () => swarmshipFleet({ warmUpBytes }),
+  'swarmship-warm': (o) => swarmshipFleet({ warmUpBytes: o.warmUpBytes }),
   'swarmship-engine': () => swarmshipEngine(),
   'swarmship-engine-plain': () => swarmshipEngine({ superSeed: false }),
 };
@@ -102,7 +104,7 @@ async function main(): Promise<number> {
   const latencyMs = number(values.latency, '--latency', 0, 10_000);
   const lossPercent = number(values.loss, '--loss', 0, 100);
   const slowNodeFactor = number(values['slow-node'], '--slow-node', 0.001, 1);
-  warmUpBytes = parseByteSize(values['warm-up'], '--warm-up');
+  const warmUpBytes = parseByteSize(values['warm-up'], '--warm-up');
   if (warmUpBytes === 0) throw new Error('--warm-up 0: swarmship-warm needs a release to ship first; run the swarmship scenario for none');
   const ids = values.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of ids) if (!SCENARIOS[id]) throw new Error(`--scenarios: unknown ${id}; expected ${Object.keys(SCENARIOS).join(', ')}`);
@@ -129,7 +131,7 @@ async function main(): Promise<number> {
     latencyMs,
     lossPercent,
     slowNodeFactor,
-    scenarios: ids.map((id) => SCENARIOS[id]!()),
+    scenarios: ids.map((id) => SCENARIOS[id]!({ warmUpBytes })),
     timeoutMs,
     log: (m) => console.log(m),
   });

@@ -47,6 +47,8 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
   const agents = new Map<string, Child>();
   let publish: Child | undefined;
   let controller: Child | undefined;
+  /** performance.now() when the warm-up's publish --wait returned. */
+  let warmedUpAt: number | undefined;
   // The timed release's name/version, as agents log it (a warm-up release comes before it).
   const version = `v${randomBytes(3).toString('hex')}`;
   const ofRelease = (l: Line) => l.json?.release === `fleet-artifact/${version}`;
@@ -81,7 +83,7 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
         agents.set(node.name, agent);
       }
       await Promise.all([...agents.values()].map((a) => a.waitLine((l) => l.json?.event === 'controller-connected', 60_000, 'controller-connected')));
-      if (warmUpBytes > 0) await warmUp(ctx, warmUpBytes, env);
+      if (warmUpBytes > 0) warmedUpAt = await warmUp(ctx, warmUpBytes, env);
     },
     async start(ctx: ScenarioContext) {
       const origin = ctx.net.origin;
@@ -109,6 +111,7 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
     },
     milestones() {
       const out: Record<string, number> = {};
+      if (warmedUpAt !== undefined) out['warm-up release on every node (before the clock)'] = warmedUpAt;
       const uploaded = publish?.lines.find((l) => l.json?.event === 'published');
       if (uploaded) out['publish: uploaded, release created'] = uploaded.at;
       const started = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'download-started' && ofRelease(l))?.at).filter((t): t is number => t !== undefined);
@@ -130,8 +133,8 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
   };
 }
 
-/** Ships `bytes` of random data to every node with `publish --wait`, before the clock starts. */
-async function warmUp(ctx: ScenarioContext, bytes: number, env: Record<string, string>): Promise<void> {
+/** Ships `bytes` of random data to every node with `publish --wait`, before the clock starts; resolves with when it was done. */
+async function warmUp(ctx: ScenarioContext, bytes: number, env: Record<string, string>): Promise<number> {
   const origin = ctx.net.origin;
   const file = join(ctx.hostDir(origin), 'warm-up.bin');
   await writeFile(file, randomBytes(bytes));
@@ -145,4 +148,5 @@ async function warmUp(ctx: ScenarioContext, bytes: number, env: Record<string, s
   );
   const code = await publish.exited;
   if (code !== 0) throw new Error(`warm-up publish exited ${code}\n${publish.tail()}`);
+  return performance.now();
 }
