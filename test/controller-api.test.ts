@@ -245,6 +245,16 @@ describe('controller REST API', () => {
     expect(text).toMatch(/^swarmship_controller_rollout_complete_ratio\{release="web@1.0.0"\} 0$/m);
   });
 
+  it("keeps V8's young generation at its initial size through start-up and uploads (full collections otherwise follow every half second of seeding)", async () => {
+    // Left alone, NestJS's start-up grows it to 32 MiB (two 16 MiB semi-spaces). Kept
+    // small, V8 still doubles its 1 MiB semi-spaces now and then under load (4-8 MiB
+    // seen here after the uploads above).
+    const text = await (await fetch(`${ctl.base}/metrics`)).text();
+    const newSpace = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(text);
+    expect(newSpace, 'the new space in /metrics').not.toBeNull();
+    expect(Number(newSpace![1])).toBeLessThanOrEqual(8 * 1024 * 1024);
+  });
+
   it('seeds from the origin: a client that knows only the torrent downloads a verified copy through the tracker', async () => {
     const torrentPath = join(temp.dir, 'web.torrent');
     await writeFile(torrentPath, Buffer.from(await (await api('/releases/web/1.0.0/torrent')).arrayBuffer()));

@@ -98,10 +98,6 @@ export const agentCommand: Command = {
     if (Array.isArray(values['trust-key'])) flags.trustKeys = values['trust-key'];
     if (values['allow-unsigned'] === true) flags.allowUnsigned = true;
     if (values['page-cache'] === true) flags.pageCache = true;
-    // Before anything that allocates much or gets hot: NestJS's start-up is what grows
-    // the young generation, and the compiler reads its inlining budget on each compile.
-    const { tuneV8ForAgent } = await import('../../../agent/src/v8-flags.js');
-    tuneV8ForAgent();
     // NestJS loads only when an agent runs, so other commands start fast.
     const { loadAgentConfig, startAgentApp } = await import('../../../agent/src/run.js');
     let config;

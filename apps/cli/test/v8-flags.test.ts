@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const MODULE = fileURLToPath(new URL('../../../dist/apps/agent/src/v8-flags.js', import.meta.url));
+const MODULE = fileURLToPath(new URL('../../../dist/apps/cli/src/v8-flags.js', import.meta.url));
 const MIB = 1024 * 1024;
 
 /** Runs `script` as an ES module in a node of its own (no NODE_OPTIONS), which must exit 0. */
