@@ -61,7 +61,7 @@ export function keepOptimisingCompilesSmall(execArgv: readonly string[] = proces
  * did, NestJS's start-up grows the young generation to 16 MiB semi-spaces, and V8 then
  * starts a full mark-compact whenever the old generation's room falls under the young
  * generation's size, every half second of a 16-node rollout. Kept small: 7
- * mark-compacts instead of 25 per 256 MiB release, about 0.3 s less controller CPU and
+ * mark-compacts instead of 25 per 256 MiB release, 0.15-0.3 s less controller CPU and
  * 20 MiB less memory. The inlining cap made no measurable difference to the controller,
  * and the short commands gain nothing from either.
  */
