@@ -1,6 +1,6 @@
 import { connect, Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { WireDecoder, type WireDecoderSink } from '../../wire/src/decode.js';
-import { encodeHandshake, encodeMessage, encodePieceHeader, encodeRequests } from '../../wire/src/encode.js';
+import { encodeHandshake, encodeHaves, encodeMessage, encodePieceHeader, encodeRequests } from '../../wire/src/encode.js';
 import type { RateGate } from './token-bucket.js';
 import { Reserved, type BlockRef, type Handshake, type ProtocolError, type WireMessage } from '../../wire/src/messages.js';
 
@@ -203,6 +203,10 @@ export class PeerConnection implements WireDecoderSink {
 
   sendRequests(blocks: readonly BlockRef[]): void {
     if (blocks.length > 0) this.write(encodeRequests(blocks));
+  }
+
+  sendHaves(indices: readonly number[]): void {
+    if (indices.length > 0) this.write(encodeHaves(indices));
   }
 
   /** A block goes out as a 13-byte header and the block itself: no copy to frame it. */

@@ -38,6 +38,11 @@ export class Peer {
   readonly outstanding = new Map<number, BlockRef>();
   /** Requests we gave up on (it choked us, or it was too slow) that it may still answer, oldest first. */
   readonly givenUp = new Set<number>();
+  /**
+   * Pieces we gained that it holds already, whose HAVEs wait for the next tick to go in
+   * one write (Torrent.announce).
+   */
+  readonly heldHaves: number[] = [];
   /** Its requests to us, served in order. */
   readonly incoming: BlockRef[] = [];
   incomingHead = 0;

@@ -680,6 +680,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
   }
 
   private async onDownloadComplete(): Promise<void> {
+    // Now the HAVEs held back tell each peer something: that we are a seed.
+    for (const p of this.peers.values()) this.sendHeldHaves(p);
     try {
       await this.o.storage.sync();
     } catch (err) {
@@ -763,8 +765,28 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.picker.markVerified(index);
     this.have.set(index);
     if (this.superSeed) this.sendOffers(this.superSeed.pieceAvailable(index));
-    else for (const p of this.peers.values()) p.conn.send({ type: 'have', index });
+    else for (const p of this.peers.values()) this.announce(p, index);
     this.emit('piece', index);
+  }
+
+  /**
+   * Tells a peer we have a piece. A peer that holds the piece already and is downloading
+   * from us does nothing with the news: its HAVE waits for the next tick and goes with
+   * the others held for that peer in one write. Sent one by one, they were most of an
+   * agent's writes (a 9-byte packet per piece and peer, 16 k per agent in a 16-node
+   * swarm of 1024 pieces), and about half are for pieces the peer holds. Peers not
+   * interested in us get every HAVE at once: a seed watching its pieces spread
+   * (super-seeding), and a peer that may become interested through it.
+   */
+  private announce(peer: Peer, index: number): void {
+    if (peer.peerInterested && peer.has.has(index)) peer.heldHaves.push(index);
+    else peer.conn.send({ type: 'have', index });
+  }
+
+  private sendHeldHaves(peer: Peer): void {
+    if (peer.heldHaves.length === 0) return;
+    peer.conn.sendHaves(peer.heldHaves);
+    peer.heldHaves.length = 0;
   }
 
   // ---- super-seeding ------------------------------------------------------------
@@ -816,6 +838,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     this.requestShare = this.shareOfRequests();
     for (const peer of this.peers.values()) {
       peer.tick();
+      this.sendHeldHaves(peer);
       if (now - peer.conn.lastReceivedAt > IDLE_TIMEOUT_MS) {
         peer.conn.destroy(new Error('peer idle'));
         continue;

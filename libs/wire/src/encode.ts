@@ -127,6 +127,17 @@ export function encodeRequests(blocks: readonly BlockRef[]): Buffer {
   return out;
 }
 
+/** HAVE messages (each <len=0005><id=4><index>) for several pieces in one write. */
+export function encodeHaves(indices: readonly number[]): Buffer {
+  const out = Buffer.allocUnsafe(indices.length * 9);
+  for (let i = 0; i < indices.length; i++) {
+    out.writeUInt32BE(5, i * 9);
+    out[i * 9 + 4] = MessageId.have;
+    out.writeUInt32BE(indices[i]!, i * 9 + 5);
+  }
+  return out;
+}
+
 function bare(id: number): Buffer {
   const out = Buffer.allocUnsafe(5);
   out.writeUInt32BE(1, 0);

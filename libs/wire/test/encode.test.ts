@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeHandshake, encodeMessage, encodePieceHeader, encodeRequests, type BlockRef } from '../src/index.js';
+import { encodeHandshake, encodeHaves, encodeMessage, encodePieceHeader, encodeRequests, type BlockRef } from '../src/index.js';
 import { HANDSHAKE } from './wire-fixtures.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
@@ -63,5 +63,11 @@ describe('hot-path encoders', () => {
     ];
     expect(encodeRequests(blocks)).toEqual(Buffer.concat(blocks.map((b) => encodeMessage({ type: 'request', ...b }))));
     expect(encodeRequests([]).length).toBe(0);
+  });
+
+  it('encodeHaves is the HAVE messages back to back', () => {
+    const pieces = [0, 5, 70000, 0xffffffff];
+    expect(encodeHaves(pieces)).toEqual(Buffer.concat(pieces.map((index) => encodeMessage({ type: 'have', index }))));
+    expect(encodeHaves([]).length).toBe(0);
   });
 });
