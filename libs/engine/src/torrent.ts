@@ -774,7 +774,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
    * from us does nothing with the news: its HAVE waits for the next tick and goes with
    * the others held for that peer in one write. Sent one by one, they were most of an
    * agent's writes (a 9-byte packet per piece and peer, 16 k per agent in a 16-node
-   * swarm of 1024 pieces), and about half are for pieces the peer holds. Peers not
+   * swarm of 1024 pieces), and about a third are for pieces the peer holds. Peers not
    * interested in us get every HAVE at once: a seed watching its pieces spread
    * (super-seeding), and a peer that may become interested through it.
    */
