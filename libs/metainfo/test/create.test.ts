@@ -213,13 +213,18 @@ describe('choosePieceLength', () => {
     const MiB = 1024 * KiB;
     expect(choosePieceLength(0)).toBe(256 * KiB);
     expect(choosePieceLength(10 * MiB)).toBe(256 * KiB);
+    expect(choosePieceLength(250 * MiB)).toBe(256 * KiB);
+    expect(choosePieceLength(256 * MiB)).toBe(512 * KiB);
+    expect(choosePieceLength(512 * MiB)).toBe(512 * KiB);
+    expect(choosePieceLength(1000 * MiB)).toBe(512 * KiB);
+    expect(choosePieceLength(1001 * MiB)).toBe(1 * MiB);
     expect(choosePieceLength(1024 * MiB)).toBe(1 * MiB);
     expect(choosePieceLength(4096 * MiB)).toBe(4 * MiB);
     expect(choosePieceLength(10 * 1024 * MiB)).toBe(8 * MiB);
     expect(choosePieceLength(1024 * 1024 * MiB)).toBe(16 * MiB);
   });
 
-  it('gives 1000–2000 pieces wherever the clamps allow, and a power of two always', () => {
+  it('gives 500–2000 pieces wherever the clamps allow (at most 1000 of 512 KiB or less), and a power of two always', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (total) => {
         const p = choosePieceLength(total);
@@ -227,8 +232,8 @@ describe('choosePieceLength', () => {
         expect(p).toBeGreaterThanOrEqual(256 * 1024);
         expect(p).toBeLessThanOrEqual(16 * 1024 * 1024);
         const pieces = total / p;
-        if (p > 256 * 1024) expect(pieces).toBeGreaterThan(1000);
-        if (p < 16 * 1024 * 1024) expect(pieces).toBeLessThanOrEqual(2000);
+        if (p > 256 * 1024) expect(pieces).toBeGreaterThan(p <= 512 * 1024 ? 500 : 1000);
+        if (p < 16 * 1024 * 1024) expect(pieces).toBeLessThanOrEqual(p <= 256 * 1024 ? 1000 : 2000);
       }),
     );
   });
