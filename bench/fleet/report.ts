@@ -8,14 +8,16 @@ import type { FleetResult, ScenarioResult } from './harness.js';
 
 const MIB = 1024 * 1024;
 
+const SWARMSHIP_TARGET = { other: 'target ≤ 1.15 × bound, < libtorrent' };
+
 /** Anchors measured on this kind of machine at 200 Mbit/s, 256 MiB, 1 MiB pieces. */
 const ANCHORS: Record<string, Partial<Record<number, string>> & { other?: string }> = {
   http: { 8: 'nginx→curl 89.8 s (1.05 ×)', 16: 'nginx→curl 179.7 s (1.05 ×)' },
   libtorrent: { 8: '19.8–22.4 s (1.85–2.08 ×)', 16: '25.3–27.0 s (2.36–2.51 ×)' },
   'libtorrent-superseed': { 8: '23.2–23.7 s (2.16–2.20 ×)', 16: '30.9–31.3 s (2.9 ×)' },
-  swarmship: { other: 'target ≤ 1.15 × bound, < libtorrent' },
-  'swarmship-warm': { other: 'target ≤ 1.15 × bound, < libtorrent' },
-  'swarmship-engine': { other: 'target ≤ 1.15 × bound, < libtorrent' },
+  swarmship: SWARMSHIP_TARGET,
+  'swarmship-warm': SWARMSHIP_TARGET,
+  'swarmship-engine': SWARMSHIP_TARGET,
 };
 
 export function anchorFor(id: string, result: FleetResult): string {

@@ -15,6 +15,12 @@ import { copiesFromLines, withDeadline, type Scenario, type ScenarioContext } fr
 const API_PORT = 7070;
 const AGENT_PORT = 7071;
 const PEER_PORT = 6881;
+const RELEASE_NAME = 'fleet-artifact';
+
+/** `swarmship publish FILE --wait` against the origin's controller, as JSON. */
+function publishArgs(ctx: ScenarioContext, file: string, name: string, version: string, timeoutSeconds: number): string[] {
+  return [ctx.cli, 'publish', file, '--name', name, '--version', version, '--wait', '--timeout', `${timeoutSeconds}s`, '--url', `http://${ctx.net.origin.address}:${API_PORT}`, '--json'];
+}
 
 /**
  * Extra node options for every agent (FLEET_AGENT_NODE_ARGS) or for the controller
@@ -51,7 +57,7 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
   let warmedUpAt: number | undefined;
   // The timed release's name/version, as agents log it (a warm-up release comes before it).
   const version = `v${randomBytes(3).toString('hex')}`;
-  const ofRelease = (l: Line) => l.json?.release === `fleet-artifact/${version}`;
+  const ofRelease = (l: Line) => l.json?.release === `${RELEASE_NAME}/${version}`;
   let publishExit: Promise<{ at: number; code: number | string | null }> | undefined;
   const env = { SWARMSHIP_TOKEN: apiToken, SWARMSHIP_AGENT_TOKEN: agentToken, SWARMSHIP_CONFIG: '' };
   return {
@@ -91,7 +97,7 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
         origin,
         'publish',
         process.execPath,
-        [ctx.cli, 'publish', ctx.artifact.path, '--name', 'fleet-artifact', '--version', version, '--wait', '--timeout', `${Math.max(10, Math.round((ctx.deadline - performance.now()) / 1000))}s`, '--url', `http://${origin.address}:${API_PORT}`, '--json'],
+        publishArgs(ctx, ctx.artifact.path, RELEASE_NAME, version, Math.max(10, Math.round((ctx.deadline - performance.now()) / 1000))),
         env,
       );
       publishExit = publish.exited.then((code) => ({ at: performance.now(), code }));
@@ -121,7 +127,7 @@ export function swarmshipFleet(options: SwarmshipFleetOptions = {}): SwarmshipFl
       const downloaded = [...agents.values()].map((a) => a.lines.find((l) => l.json?.event === 'downloaded' && ofRelease(l))?.at).filter((t): t is number => t !== undefined);
       if (downloaded.length) out['last agent downloaded'] = Math.max(...downloaded);
       // From here the origin seeds like any peer: what it sends after is on top of its one copy.
-      const ended = controller?.errLines.find((l) => l.json?.msg === 'super-seed-ended' && l.json?.release === `fleet-artifact@${version}`)?.at;
+      const ended = controller?.errLines.find((l) => l.json?.msg === 'super-seed-ended' && l.json?.release === `${RELEASE_NAME}@${version}`)?.at;
       if (ended !== undefined) out['origin: super-seeding ended (a full copy outside)'] = ended;
       return out;
     },
@@ -143,7 +149,7 @@ async function warmUp(ctx: ScenarioContext, bytes: number, env: Record<string, s
     origin,
     'warm-up publish',
     process.execPath,
-    [ctx.cli, 'publish', file, '--name', 'fleet-warm-up', '--version', `v${randomBytes(3).toString('hex')}`, '--wait', '--timeout', '120s', '--url', `http://${origin.address}:${API_PORT}`, '--json'],
+    publishArgs(ctx, file, 'fleet-warm-up', `v${randomBytes(3).toString('hex')}`, 120),
     env,
   );
   const code = await publish.exited;
