@@ -5,12 +5,16 @@ import type { PeerConnection } from './peer-connection.js';
 import type { BlockRef } from '../../wire/src/messages.js';
 
 /**
- * Requests we keep in flight to one peer once slow start is over: half a second of what
- * it gives us. Every request queued at a peer is served before one made after it, so the
- * depth is also how long a piece it has just received waits before it reaches us (see
- * decision 0015); half a second covers any round trip inside a fleet many times over.
+ * Requests we keep in flight to one peer once slow start is over: a quarter of a second
+ * of what it gives us, or two of its round trips if that is more. Every request queued at
+ * a peer is served before one made after it, so the depth is also how long a piece it has
+ * just received waits before it reaches us (decisions 0015 and 0019); a quarter of a
+ * second covers round trips inside a datacenter many times over, and the round-trip term
+ * keeps a link between regions full.
  */
-export const PIPELINE_SECONDS = 0.5;
+export const PIPELINE_SECONDS = 0.25;
+/** Round trips of the peer's rate kept in flight at least, once its round trip is measured. */
+export const PIPELINE_ROUND_TRIPS = 2;
 /** Depth a new peer starts at, growing by one per block received (slow start), and the least after. */
 export const INITIAL_PIPELINE = 16;
 /** Hard cap on requests in flight to one peer, whatever its rate. */
@@ -51,6 +55,13 @@ export class Peer {
   slowStartDepth = INITIAL_PIPELINE;
   slowStart = true;
   private lastRate = 0;
+  /**
+   * The shortest wait seen from requesting into an empty pipeline to the first block
+   * back, in ms: the round trip with none of our own requests queued ahead.
+   */
+  minRoundTripMs = Infinity;
+  /** When requests last went out with none in flight, until the next block times them. */
+  private probeSentAt: number | undefined;
 
   readonly download: RateMeter;
   readonly upload: RateMeter;
@@ -125,19 +136,30 @@ export class Peer {
   /**
    * How many requests to keep in flight: slow start grows one per block received (so
    * the depth doubles every round trip, as TCP's window does) until the rate stops
-   * growing; after that, enough for PIPELINE_SECONDS of the measured rate, and no less
-   * than INITIAL_PIPELINE. The depth slow start reached is not kept: it overshoots the
-   * rate by the round trips it took to notice the rate had stopped growing, and kept, it
-   * queued seconds of requests at every peer. Never past the peer's reqq or our cap.
+   * growing; after that, enough for PIPELINE_SECONDS of the measured rate, or for
+   * PIPELINE_ROUND_TRIPS of its round trip if longer, and no less than INITIAL_PIPELINE.
+   * The depth slow start reached is not kept: it overshoots the rate by the round trips
+   * it took to notice the rate had stopped growing, and kept, it queued seconds of
+   * requests at every peer. Never past the peer's reqq or our cap.
    */
   pipelineDepth(blockLength: number): number {
-    const byRate = Math.ceil((this.download.rate() * PIPELINE_SECONDS) / blockLength);
+    const roundTrips = Number.isFinite(this.minRoundTripMs) ? (PIPELINE_ROUND_TRIPS * this.minRoundTripMs) / 1000 : 0;
+    const byRate = Math.ceil((this.download.rate() * Math.max(PIPELINE_SECONDS, roundTrips)) / blockLength);
     const depth = Math.max(byRate, this.slowStart ? this.slowStartDepth : INITIAL_PIPELINE);
     return Math.min(depth, this.reqq, MAX_PIPELINE);
   }
 
+  /** Requests are about to go to it: with none in flight, the next block times its round trip. */
+  requesting(now: number): void {
+    if (this.outstanding.size === 0 && this.probeSentAt === undefined) this.probeSentAt = now;
+  }
+
   blockArrived(now: number): void {
     this.lastBlockAt = now;
+    if (this.probeSentAt !== undefined) {
+      this.minRoundTripMs = Math.min(this.minRoundTripMs, now - this.probeSentAt);
+      this.probeSentAt = undefined;
+    }
     if (this.slowStart) this.slowStartDepth = Math.min(this.slowStartDepth + 1, MAX_PIPELINE);
   }
 

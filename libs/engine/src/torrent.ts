@@ -114,8 +114,8 @@ export interface PeerStats {
 
 /**
  * Memory for pieces being assembled, hashed and written. 32 MiB holds two thousand
- * blocks in flight, half a second (a pipeline, see PIPELINE_SECONDS) of 64 MB/s from all
- * peers together, and keeps an agent well under its memory target.
+ * blocks in flight, a quarter of a second (a pipeline, see PIPELINE_SECONDS) of 128 MB/s
+ * from all peers together, and keeps an agent well under its memory target.
  */
 export const DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
 /**
@@ -557,6 +557,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     out.length = 0;
     this.picker.pick({ key: peer.key, has: (i) => peer.has.has(i) }, want, out);
     if (out.length === 0) return;
+    peer.requesting(this.clock.now());
     for (const r of out) peer.outstanding.set(blockKey(r.index, r.begin), r);
     peer.conn.sendRequests(out);
   }

@@ -8,10 +8,15 @@ import type { RateGate } from './token-bucket.js';
  * Stop queueing into a socket past this many unsent bytes, for a peer we send to fast...
  */
 export const SEND_HIGH_WATER = 4 * 1024 * 1024;
-/** ...or past this many seconds of what we send it, for a slower one (libtorrent keeps half a second)... */
-const SEND_QUEUE_SECONDS = 0.5;
-/** ...but never less than this, so a new connection is not starved before its rate is known. */
-export const SEND_HIGH_WATER_MIN = 256 * 1024;
+/**
+ * ...or past this many seconds of what we send it, for a slower one. The kernel's own
+ * send buffer (hundreds of KiB once TCP has tuned it) keeps the link busy; ours only
+ * bridges the moment until we are called to queue more. Every byte queued here delays
+ * the HAVEs and requests we send that peer after it (decision 0019).
+ */
+const SEND_QUEUE_SECONDS = 0.02;
+/** ...but never less than one block. */
+export const SEND_HIGH_WATER_MIN = 16 * 1024;
 /**
  * Start again once the queue is down to this share of its high water. Node's 'drain'
  * waits for an empty queue, which leaves the link idle while the next piece is read.
@@ -184,10 +189,11 @@ export class Uploader {
 }
 
 /**
- * How many unsent bytes a peer's socket may hold: about half a second of what we send
- * it. A block in the queue can no longer be cancelled, so a slow receiver with megabytes
- * queued from every sender got its endgame duplicates and its given-up requests anyway
- * (a node at a tenth of the others' rate received 5 % more than the artifact).
+ * How many unsent bytes a peer's socket may hold beyond what the kernel took: about 20 ms
+ * of what we send it. A block in the queue can no longer be cancelled, so a slow receiver
+ * with megabytes queued from every sender got its endgame duplicates and its given-up
+ * requests anyway (a node at a tenth of the others' rate received 5 % more than the
+ * artifact); and the HAVEs and requests we send it wait behind the queue.
  */
 export function sendHighWater(bytesPerSecond: number): number {
   return Math.min(SEND_HIGH_WATER, Math.max(SEND_HIGH_WATER_MIN, Math.round(bytesPerSecond * SEND_QUEUE_SECONDS)));

@@ -38,6 +38,8 @@ function exchange(rttMs: number, linkBytesPerSecond: number, seconds: number): {
   let lastSecond = 0;
   for (let step = 1; step <= steps; step++) {
     const answered = Math.min(peer.pipelineDepth(BLOCK), perRtt);
+    // Everything in flight is answered each round trip, so every request goes into an empty pipeline.
+    peer.requesting(clock.now());
     clock.advance(rttMs);
     for (let i = 0; i < answered; i++) {
       peer.download.add(BLOCK);
@@ -50,21 +52,26 @@ function exchange(rttMs: number, linkBytesPerSecond: number, seconds: number): {
 }
 
 describe('a peer\'s pipeline depth', () => {
-  it('after slow start holds half a second of the rate: five round trips of a peer 100 ms away, so its link stays full', () => {
+  it('after slow start holds a quarter of a second of the rate: two and a half round trips of a peer 100 ms away, so its link stays full', () => {
     const link = 8e6;
     const { peer, lastSecondRate } = exchange(100, link, 12);
     const perRtt = (link * 0.1) / BLOCK;
     expect(peer.slowStart).toBe(false);
+    expect(peer.minRoundTripMs).toBe(100);
     expect(lastSecondRate).toBeGreaterThan(0.95 * link);
-    expect(peer.pipelineDepth(BLOCK)).toBeGreaterThan(4 * perRtt);
-    expect(peer.pipelineDepth(BLOCK)).toBeLessThan(6 * perRtt);
+    expect(peer.pipelineDepth(BLOCK)).toBeGreaterThan(2 * perRtt);
+    expect(peer.pipelineDepth(BLOCK)).toBeLessThan(3 * perRtt);
   });
 
-  it('keeps a link 400 ms away full too', () => {
+  it('keeps a link 400 ms away full too: past a quarter of a second, the depth follows the round trip it measured', () => {
     const link = 4e6;
     const { peer, lastSecondRate } = exchange(400, link, 20);
+    const perRtt = Math.floor((link * 0.4) / BLOCK);
     expect(peer.slowStart).toBe(false);
+    expect(peer.minRoundTripMs).toBe(400);
     expect(lastSecondRate).toBeGreaterThan(0.95 * link);
+    expect(peer.pipelineDepth(BLOCK)).toBeGreaterThanOrEqual(2 * perRtt);
+    expect(peer.pipelineDepth(BLOCK)).toBeLessThan(2 * perRtt + 2);
   });
 
   it('falls to the floor, not to nothing, for a peer that has stopped sending', () => {

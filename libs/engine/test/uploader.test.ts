@@ -155,15 +155,15 @@ describe('Uploader send queue', () => {
     return queued();
   }
 
-  it('keeps about half a second of a peer\'s rate queued, between a floor and a ceiling, so a slow receiver can still cancel', async () => {
+  it('keeps about 20 ms of a peer\'s rate queued beyond the kernel, between one block and a ceiling, so what follows is not held back', async () => {
     const frame = 13 + BLOCK;
     const slow = await queuedFor(50_000);
     expect(slow).toBeGreaterThanOrEqual(SEND_HIGH_WATER_MIN);
     expect(slow).toBeLessThan(SEND_HIGH_WATER_MIN + frame);
-    const middling = await queuedFor(2_000_000);
-    expect(middling).toBeGreaterThanOrEqual(1_000_000);
-    expect(middling).toBeLessThan(1_000_000 + frame);
-    const fast = await queuedFor(40_000_000);
+    const middling = await queuedFor(5_000_000);
+    expect(middling).toBeGreaterThanOrEqual(100_000);
+    expect(middling).toBeLessThan(100_000 + frame);
+    const fast = await queuedFor(400_000_000);
     expect(fast).toBeGreaterThanOrEqual(SEND_HIGH_WATER);
     expect(fast).toBeLessThan(SEND_HIGH_WATER + frame);
   });
