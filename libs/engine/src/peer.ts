@@ -154,9 +154,10 @@ export class Peer {
     if (this.outstanding.size === 0 && this.probeSentAt === undefined) this.probeSentAt = now;
   }
 
-  blockArrived(now: number): void {
+  /** A block we asked for arrived; `inFlight` unless it answers a request we had given up on, which cannot time a round trip. */
+  blockArrived(now: number, inFlight = true): void {
     this.lastBlockAt = now;
-    if (this.probeSentAt !== undefined) {
+    if (inFlight && this.probeSentAt !== undefined) {
       this.minRoundTripMs = Math.min(this.minRoundTripMs, now - this.probeSentAt);
       this.probeSentAt = undefined;
     }

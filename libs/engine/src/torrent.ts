@@ -572,7 +572,8 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
     // We only ask a peer for pieces it said it has: a block of any other piece is a lie.
     if (!peer.has.has(index)) return this.ban(peer.conn.remoteAddress, `sent a block of piece ${index}, which it never said it had`);
     const ref = blockKey(index, begin);
-    const requested = peer.outstanding.delete(ref) || peer.givenUp.delete(ref);
+    const inFlight = peer.outstanding.delete(ref);
+    const requested = inFlight || peer.givenUp.delete(ref);
     peer.download.add(block.length);
     this.downloaded.add(block.length);
     if (!requested) {
@@ -582,7 +583,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
       this.wastedBytes += block.length;
       return;
     }
-    peer.blockArrived(now);
+    peer.blockArrived(now, inFlight);
     const outcome = this.picker.received(index, begin, peer.key);
     if (!outcome.accepted) {
       peer.wastedBytes += block.length;

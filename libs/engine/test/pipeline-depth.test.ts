@@ -74,6 +74,24 @@ describe('a peer\'s pipeline depth', () => {
     expect(peer.pipelineDepth(BLOCK)).toBeLessThan(2 * perRtt + 2);
   });
 
+  it('times the round trip by a block it asked for, not by a late answer to a request it had given up on', () => {
+    const clock = manualClock();
+    const peer = new Peer(connection(), 1, clock);
+    peer.requesting(clock.now());
+    clock.advance(5);
+    peer.blockArrived(clock.now(), false);
+    expect(peer.minRoundTripMs).toBe(Infinity);
+    clock.advance(295);
+    peer.blockArrived(clock.now(), true);
+    expect(peer.minRoundTripMs).toBe(300);
+    // Requests sent while others are in flight wait behind them: they time nothing.
+    peer.outstanding.set(1, { index: 0, begin: 0, length: BLOCK });
+    peer.requesting(clock.now());
+    clock.advance(100);
+    peer.blockArrived(clock.now(), true);
+    expect(peer.minRoundTripMs).toBe(300);
+  });
+
   it('falls to the floor, not to nothing, for a peer that has stopped sending', () => {
     const clock = manualClock();
     const peer = new Peer(connection(), 1, clock);
