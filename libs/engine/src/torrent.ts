@@ -108,6 +108,8 @@ export interface PeerStats {
   pieces: number;
   amChoking: boolean;
   peerChoking: boolean;
+  /** Its round trip as our requests measure it (Peer.minRoundTripMs), once measured: it sets the pipeline of a distant peer. */
+  roundTripMs?: number;
   /** While we super-seed: how many offered pieces it may hold at once (by its rate), and holds now. */
   offers?: { limit: number; held: number };
 }
@@ -899,6 +901,7 @@ export class Torrent extends EventEmitter implements ConnectionHandler {
         pieces: p.has.count,
         amChoking: p.amChoking,
         peerChoking: p.peerChoking,
+        ...(Number.isFinite(p.minRoundTripMs) ? { roundTripMs: p.minRoundTripMs } : {}),
         ...(offers ? { offers } : {}),
       });
     }
