@@ -72,6 +72,9 @@ describe('fleet smoke: 4 nodes on namespace hosts, 32 MiB', () => {
     expect(http.linkUse.originStart).toBeGreaterThan(0.85);
     expect(timeline.cpuBusy.length).toBeGreaterThan(0);
     for (const b of timeline.cpuBusy) expect(b >= 0 && b <= 1).toBe(true);
+    expect(timeline.diskStalled.length).toBe(timeline.cpuBusy.length);
+    expect(http.diskStalledSeconds).toBeGreaterThanOrEqual(0);
+    expect(http.diskStalledSeconds).toBeLessThanOrEqual(http.lastCopySeconds);
 
     const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
     expect(left).not.toContain(result.runId);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Child, killAllChildren, Sampler } from '../lib/proc.js';
 import { findRoot, fmtBytes, generateRandomFile as generate, sha1Of } from '../lib/files.js';
 import { deleteAllNamespaces, FleetNetwork, type Host, type LinkCounters } from './network.js';
-import { busyShare, LinkTimelineRecorder, linkUse, machineCpu, type LinkTimeline } from './link-timeline.js';
+import { busyShare, diskStalledSeconds, LinkTimelineRecorder, linkUse, machineCpu, type LinkTimeline } from './link-timeline.js';
 import type { Artifact, NodeCopy, Scenario, ScenarioContext } from './scenario.js';
 
 /** Shared with the fleet's command line and report. */
@@ -103,6 +103,11 @@ export interface ScenarioResult {
    */
   linkPackets: number;
   hostCpuBusyPercent: number;
+  /**
+   * Seconds, up to the last copy (or the end where copies are missing), when the disks
+   * the hosts share completed nothing while tasks waited for them (see diskStalled).
+   */
+  diskStalledSeconds: number;
   hosts: HostStats[];
   /** Node completion times, seconds, ascending: the curve. */
   curve: number[];
@@ -239,7 +244,7 @@ async function runScenario(
   let end = NaN;
   let milestones: Record<string, number> = {};
   const links = new LinkTimelineRecorder(net);
-  let timeline: LinkTimeline = { stepEndsSeconds: [], hosts: [], cpuBusy: [] };
+  let timeline: LinkTimeline = { stepEndsSeconds: [], hosts: [], cpuBusy: [], diskStalled: [] };
   try {
     await scenario.setup(ctx);
     for (const r of running) {
@@ -351,6 +356,7 @@ async function runScenario(
     linkBytesPerNTimesSize: linkBytes / (n * size),
     linkPackets,
     hostCpuBusyPercent: busyShare(cpuBefore, cpuAfter) * 100,
+    diskStalledSeconds: diskStalledSeconds(timeline, Number.isFinite(lastCopySeconds) ? lastCopySeconds : Infinity),
     hosts,
     curve: [...nodeTimes].sort((a, b) => a - b),
     milestones,

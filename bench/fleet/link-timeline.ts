@@ -25,13 +25,18 @@ export interface LinkTimeline {
   hosts: { host: string; txBitsPerSecond: number[]; rxBitsPerSecond: number[] }[];
   /** Per step: the share of the machine's CPU time that was busy (all hosts share it). */
   cpuBusy: number[];
+  /**
+   * Per step: whether the machine's disks stalled (see diskStalled): every host writes
+   * to the same disk here, so a stall holds up every host at once.
+   */
+  diskStalled: boolean[];
 }
 
 /** Samples every host's link until stop(); the first sample is taken at start(). */
 export class LinkTimelineRecorder {
   private readonly holder: Child;
   private timer: NodeJS.Timeout | undefined;
-  private readonly samples: { at: number; counters: Map<string, { rx: number; tx: number }>; cpu: { busy: number; total: number } }[] = [];
+  private readonly samples: { at: number; counters: Map<string, { rx: number; tx: number }>; cpu: MachineCpu; diskIos: number }[] = [];
 
   constructor(
     private readonly net: FleetNetwork,
@@ -79,9 +84,11 @@ export class LinkTimelineRecorder {
       const b = this.samples[i]!.cpu;
       cpuBusy.push(Math.round(busyShare(a, b) * 1000) / 1000);
     }
+    const diskStalls: boolean[] = [];
+    for (let i = 1; i < this.samples.length; i++) diskStalls.push(diskStalled(this.samples[i - 1]!, this.samples[i]!));
     const first = this.samples[0]?.at ?? 0;
     const stepEndsSeconds = this.samples.slice(1).map((x) => Math.round(x.at - first) / 1000);
-    return { stepEndsSeconds, hosts, cpuBusy };
+    return { stepEndsSeconds, hosts, cpuBusy, diskStalled: diskStalls };
   }
 
   private sample(): void {
@@ -91,21 +98,71 @@ export class LinkTimelineRecorder {
     } catch {
       return; // The holder is gone (the run is being torn down).
     }
-    this.samples.push({ at: performance.now(), counters: parseNetDev(text), cpu: machineCpu() });
+    this.samples.push({ at: performance.now(), counters: parseNetDev(text), cpu: machineCpu(), diskIos: machineDiskIos() });
   }
 }
 
+export interface MachineCpu {
+  busy: number;
+  total: number;
+  /** Idle while some task waited for the disk. */
+  ioWait: number;
+}
+
 /** Jiffies of the whole machine, busy and total, from /proc/stat. */
-export function machineCpu(): { busy: number; total: number } {
+export function machineCpu(): MachineCpu {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const f = line.trim().split(/\s+/).slice(1).map(Number);
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = (f[3] ?? 0) + (f[4] ?? 0);
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, ioWait: f[4] ?? 0 };
+}
+
+/** Reads and writes completed by every block device so far, from /proc/diskstats (0 where it cannot be read). */
+export function machineDiskIos(): number {
+  let text: string;
+  try {
+    text = readFileSync('/proc/diskstats', 'utf8');
+  } catch {
+    return 0;
+  }
+  let ios = 0;
+  for (const line of text.split('\n')) {
+    // major minor name reads-completed reads-merged sectors-read ms-reading writes-completed …
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8) ios += Number(f[3]) + Number(f[7]);
+  }
+  return ios;
+}
+
+/** A task waiting for the disk keeps at least this share of an idle machine's time in iowait. */
+const STALL_IOWAIT_SHARE = 0.2;
+
+/**
+ * Whether the disks stalled between two samples: tasks waited for them (iowait) and not
+ * one read or write completed. On this kind of virtual machine the disk now and then
+ * completes nothing for 0.3-1.6 s; a product writing or reading past the page cache
+ * waits all that time, one writing into the cache does not, so a run it hit says more
+ * about the disk than about the product.
+ */
+export function diskStalled(a: { cpu: MachineCpu; diskIos: number }, b: { cpu: MachineCpu; diskIos: number }): boolean {
+  const total = b.cpu.total - a.cpu.total;
+  return total > 0 && b.diskIos === a.diskIos && (b.cpu.ioWait - a.cpu.ioWait) / total >= STALL_IOWAIT_SHARE;
+}
+
+/** Seconds of a timeline's steps, up to `until` seconds from its start, in which the disks stalled. */
+export function diskStalledSeconds(timeline: LinkTimeline, until = Infinity): number {
+  const ends = timeline.stepEndsSeconds;
+  let seconds = 0;
+  for (let i = 0; i < timeline.diskStalled.length; i++) {
+    const begin = ends[i - 1] ?? 0;
+    if (timeline.diskStalled[i] && begin < until) seconds += Math.min(ends[i]!, until) - begin;
+  }
+  return seconds;
 }
 
 /** The share of the machine's CPU time that was busy between two machineCpu() readings. */
-export function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+export function busyShare(a: Pick<MachineCpu, 'busy' | 'total'>, b: Pick<MachineCpu, 'busy' | 'total'>): number {
   return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : NaN;
 }
 

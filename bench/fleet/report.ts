@@ -79,6 +79,7 @@ const HEADER = [
   'origin MiB anon',
   'host CPU %',
   'CPU ≥ 95 % s',
+  'disk stalled s',
   'copies',
   'anchor',
 ];
@@ -106,6 +107,7 @@ function rows(result: FleetResult): string[][] {
       o ? o.peakRssAnonMiB.toFixed(0) : '—',
       r.hostCpuBusyPercent.toFixed(0),
       f1(saturatedSeconds(r)),
+      f1(r.diskStalledSeconds),
       r.allVerified ? 'identical' : 'DIFFER',
       anchorFor(r.id, result),
     ]);
@@ -118,6 +120,7 @@ function rows(result: FleetResult): string[][] {
         f1(r.fastNodesBoundSeconds),
         f1(r.fastNodes.p50Seconds),
         f1(r.fastNodes.p90Seconds),
+        '',
         '',
         '',
         '',
@@ -180,7 +183,7 @@ export function legend(result: FleetResult): string {
     'Times from the scenario\'s start (first download / the publish command) to each node\'s verified copy; "done" is publish --wait returning where there is one.',
     'Bounds: fan-out N·S/U; swarm S/U + P/U (a piece must still be relayed once after the origin sends its last). Bytes are the kernel\'s counts on each host\'s link (frames, headers, retransmissions).',
     'CPU: utime+stime of every process on the host, sampled every 100 ms, from the start to the end of the scenario; RSS: peak anonymous (sampled) / VmHWM (includes mapped files).',
-    '"host CPU %": the whole machine busy during the scenario, shared with whatever else runs on it; "CPU ≥ 95 % s": the seconds of it (in 250 ms steps) when the machine was that busy, i.e. when CPU, not the links, set the pace.',
+    '"host CPU %": the whole machine busy during the scenario, shared with whatever else runs on it; "CPU ≥ 95 % s": the seconds of it (in 250 ms steps) when the machine was that busy, i.e. when CPU, not the links, set the pace; "disk stalled s": the seconds up to the last copy when the disk every host writes to completed nothing while tasks waited for it (a run with stalls is slower for reasons outside the products, more so for those that write past the page cache).',
     'Links, sampled every 250 ms: "origin link, first 5 s" is the origin\'s sending rate over its first 5 s of sending; "node downlink" each node\'s receiving rate from its first bytes to its copy, averaged over the nodes; both as shares of the link rate (frames as the veth counts them, where a segmentation-offload burst\'s per-segment headers are not counted, so about 96 % is full).',
   ].join('\n');
 }
