@@ -149,9 +149,13 @@ export class Peer {
     return Math.min(depth, this.reqq, MAX_PIPELINE);
   }
 
-  /** Requests are about to go to it: with none in flight, the next block times its round trip. */
+  /**
+   * Requests are about to go to it: with none in flight, the next block times its round
+   * trip. A timing still running then was for requests given up on (it choked us), so it
+   * starts over: the time spent choked is no round trip.
+   */
   requesting(now: number): void {
-    if (this.outstanding.size === 0 && this.probeSentAt === undefined) this.probeSentAt = now;
+    if (this.outstanding.size === 0) this.probeSentAt = now;
   }
 
   /** A block we asked for arrived; `inFlight` unless it answers a request we had given up on, which cannot time a round trip. */

@@ -92,6 +92,22 @@ describe('a peer\'s pipeline depth', () => {
     expect(peer.minRoundTripMs).toBe(300);
   });
 
+  it('starts timing afresh when the requests it was timing were given up (a choke), so the wait while choked is not a round trip', () => {
+    const clock = manualClock();
+    const peer = new Peer(connection(), 1, clock);
+    peer.requesting(clock.now());
+    peer.outstanding.set(1, { index: 0, begin: 0, length: BLOCK });
+    // Choked before any answer: the request is given up, and unchoked ten seconds later.
+    clock.advance(10);
+    peer.giveUp(1);
+    peer.outstanding.clear();
+    clock.advance(10_000);
+    peer.requesting(clock.now());
+    clock.advance(50);
+    peer.blockArrived(clock.now(), true);
+    expect(peer.minRoundTripMs).toBe(50);
+  });
+
   it('falls to the floor, not to nothing, for a peer that has stopped sending', () => {
     const clock = manualClock();
     const peer = new Peer(connection(), 1, clock);
