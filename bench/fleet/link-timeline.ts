@@ -150,15 +150,20 @@ export function diskStalled(a: { cpu: MachineCpu; diskIos: number }, b: { cpu: M
   return total > 0 && b.diskIos === a.diskIos && (b.cpu.ioWait - a.cpu.ioWait) / total >= STALL_IOWAIT_SHARE;
 }
 
-/** Seconds of a timeline's steps, up to `until` seconds from its start, in which the disks stalled. */
-export function diskStalledSeconds(timeline: LinkTimeline, until = Infinity): number {
+/** Seconds of a timeline's steps, up to `until` seconds from its start, for which `counts(i)` holds; each step at its own length. */
+export function secondsOfSteps(timeline: LinkTimeline, counts: (step: number) => boolean, until = Infinity): number {
   const ends = timeline.stepEndsSeconds;
   let seconds = 0;
-  for (let i = 0; i < timeline.diskStalled.length; i++) {
+  for (let i = 0; i < ends.length; i++) {
     const begin = ends[i - 1] ?? 0;
-    if (timeline.diskStalled[i] && begin < until) seconds += Math.min(ends[i]!, until) - begin;
+    if (begin < until && counts(i)) seconds += Math.min(ends[i]!, until) - begin;
   }
   return seconds;
+}
+
+/** Seconds of a timeline's steps, up to `until` seconds from its start, in which the disks stalled. */
+export function diskStalledSeconds(timeline: LinkTimeline, until = Infinity): number {
+  return secondsOfSteps(timeline, (i) => timeline.diskStalled[i] === true, until);
 }
 
 /** The share of the machine's CPU time that was busy between two machineCpu() readings. */

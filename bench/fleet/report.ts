@@ -5,6 +5,7 @@
  */
 import { median, table } from '../lib/stats.js';
 import type { FleetResult, ScenarioResult } from './harness.js';
+import { secondsOfSteps } from './link-timeline.js';
 
 const MIB = 1024 * 1024;
 
@@ -51,9 +52,8 @@ function nodeRss(r: ScenarioResult): string {
 
 /** Seconds of the scenario when the whole machine was at least 95 % busy. */
 function saturatedSeconds(r: ScenarioResult): number {
-  const ends = r.timeline?.stepEndsSeconds;
-  if (!ends) return NaN;
-  return r.timeline.cpuBusy.reduce((sum, busy, i) => (busy >= 0.95 ? sum + ends[i]! - (ends[i - 1] ?? 0) : sum), 0);
+  if (!r.timeline?.stepEndsSeconds) return NaN;
+  return secondsOfSteps(r.timeline, (i) => r.timeline.cpuBusy[i]! >= 0.95);
 }
 
 function origin(r: ScenarioResult) {
